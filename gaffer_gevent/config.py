@@ -1,0 +1,441 @@
+"""gafferd's ini config file, parsed into plain dataclasses (spec 11.2).
+
+Parsing is kept apart from starting anything (the daemon does that), so the
+daemon, the tests and any ``--check`` tool share one pure function, and every
+mistake in a file surfaces as one ``ConfigError`` naming the file, section and
+key, before a single process is spawned, instead of as a traceback later.
+"""
+
+from __future__ import annotations
+
+import configparser
+import fnmatch
+import ipaddress
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .errors import ConfigError, InvalidProcessInfo
+from .template import ProcessTemplate
+
+T = TypeVar("T")
+
+DEFAULT_PORT = 8000
+DEFAULT_BACKLOG = 128
+DEFAULT_BUFFER = 1024 * 1024
+# configparser would fold [DEFAULT] into every section and hide where a key
+# came from; we read it as an ordinary section and apply it ourselves.
+_RAW_DEFAULT = "\0"
+_SIZE = re.compile(r"\s*(\d+)\s*(kb|mb|gb)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+_FLAPPING_KEYS = ("attempts", "window", "retry_in", "max_retry")
+
+
+@dataclass(frozen=True)
+class Address:
+    """One bind URI, as ``parse_address`` understood it."""
+
+    kind: str  # "tcp", "tcp6" or "unix"
+    host: str
+    port: int
+    path: str
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        return f"[{self.host}]:{self.port}" if self.kind == "tcp6" else f"{self.host}:{self.port}"
+
+
+def parse_address(uri: str) -> Address:
+    """Parse a bind URI (spec 2.1); raise ``ValueError`` if it is not one."""
+    uri = uri.strip()
+    if uri.startswith("unix:"):
+        if not uri[5:]:
+            raise ValueError(f"{uri!r} has no socket path")
+        return Address("unix", "", 0, uri[5:])
+    kind, host, port = "tcp", uri, ""
+    if uri.startswith("["):
+        host, bracket, port = uri[1:].partition("]")
+        if not bracket or (port and not port.startswith(":")):
+            raise ValueError(f"{uri!r} is not a valid [ipv6]:port address")
+        kind, port = "tcp6", port[1:] if port else ""
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
+    elif ":" in uri:
+        host, _, port = uri.partition(":")
+        if ":" in port:
+            raise ValueError(f"{uri!r}: write IPv6 addresses as [addr]:port")
+    if (port or uri.endswith(":")) and (
+        not (port.isascii() and port.isdigit()) or int(port) > 65535
+    ):
+        raise ValueError(f"{port!r} is not a valid port number")
+    return Address(kind, host.lower() or "0.0.0.0", int(port) if port else DEFAULT_PORT, "")
+
+
+@dataclass
+class EndpointConfig:
+    """One ``[endpoint:NAME]`` listed in ``http_endpoints``."""
+
+    name: str
+    addresses: list[Address]
+    certfile: str | None = None
+    keyfile: str | None = None
+    backlog: int = DEFAULT_BACKLOG
+
+
+@dataclass
+class ProcessConfig:
+    """One ``[process:NAME]``: the ``POST /processes`` body it stands for."""
+
+    name: str
+    section: str
+    body: dict[str, Any]
+    priority: int | None
+
+
+@dataclass
+class DaemonConfig:
+    """Everything gafferd reads from its config file."""
+
+    path: str | None
+    endpoints: list[EndpointConfig]
+    processes: list[ProcessConfig]
+    webhooks: list[tuple[str, str]]
+    cors_origins: list[str] | None = None
+    stream_buffer_size: int = DEFAULT_BUFFER
+    stdin_max_body: int = DEFAULT_BUFFER
+    stdin_queue_size: int = DEFAULT_BUFFER
+    log_dir: str | None = None
+    plugins_dir: str | None = None
+
+
+# -- value converters: each raises ValueError with a message for the user ----
+
+
+def _as(parse: Callable[[str], T], what: str) -> Callable[[str], T]:
+    """Wrap ``parse`` so any failure reads "'x' is not <what>"."""
+
+    def convert(value: str) -> T:
+        try:
+            return parse(value)
+        except (ValueError, KeyError):
+            raise ValueError(f"{value!r} is not {what}") from None
+
+    return convert
+
+
+def _finite(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
+
+
+def _bytes(value: str) -> int:
+    match = _SIZE.fullmatch(value)
+    if not match:
+        raise ValueError(value)
+    number, unit = match.groups()
+    return int(number) * _SIZE_UNITS[unit.lower() if unit else None]
+
+
+_bool = _as(lambda v: configparser.ConfigParser.BOOLEAN_STATES[v.strip().lower()], "a boolean")
+_int = _as(int, "an integer")
+_float = _as(_finite, "a finite number")
+_size = _as(_bytes, "a size in bytes (e.g. 4096, 64KB, 50MB, 1GB)")
+
+
+def _user(value: str) -> int | str:
+    return int(value) if value.isascii() and value.isdigit() else value
+
+
+def _list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _labels(value: str) -> list[str]:
+    return [label.strip() for label in value.split(",")] if value.strip() else []
+
+
+def _flapping(value: str) -> dict[str, Any]:
+    parts = value.replace(",", " ").split()
+    if not 1 <= len(parts) <= len(_FLAPPING_KEYS):
+        raise ValueError("takes 1 to 4 numbers: attempts window retry_in max_retry")
+    flapping: dict[str, Any] = {}
+    for key, part in zip(_FLAPPING_KEYS, parts, strict=False):
+        number = _float(part)
+        if key in ("attempts", "max_retry"):
+            if not number.is_integer():
+                raise ValueError(f"{key} must be a whole number, not {part!r}")
+            flapping[key] = int(number)
+        else:
+            flapping[key] = number
+    return flapping
+
+
+PROCESS_KEYS: dict[str, Callable[[str], Any]] = {
+    "cmd": str, "args": str, "cwd": str, "uid": _user, "gid": _user,
+    "detach": _bool, "shell": _bool, "os_env": _bool, "start": _bool,
+    "redirect_input": _bool, "numprocesses": _int, "redirect_output": _labels,
+    "graceful_timeout": _float, "priority": _int, "flapping": _flapping,
+    "buffer_size": _size, "stdout_logfile": str, "stderr_logfile": str,
+    "logfile_maxbytes": _size, "logfile_backups": _int, "logfile_rotate_daily": _bool,
+}  # fmt: skip
+GAFFER_KEYS = frozenset(
+    {
+        "http_endpoints", "plugins_dir", "include", "include_dir", "cors_origins",
+        "stream_buffer_size", "stdin_max_body", "stdin_queue_size", "log_dir",
+    }
+)  # fmt: skip
+ENDPOINT_KEYS = frozenset({"bind", "certfile", "keyfile", "backlog"})
+
+Origins = dict[tuple[str, str | None], str]
+
+
+def _syntax_error(exc: configparser.Error, text: str, path: str) -> ConfigError:
+    """Translate configparser's errors, naming the section and key where known."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return ConfigError(
+            f"line {exc.lineno}: {exc.line.strip()!r} before any [section]", path=path
+        )
+    if isinstance(exc, configparser.DuplicateOptionError):
+        message, section, key = f"line {exc.lineno}: key repeated", exc.section, exc.option
+        return ConfigError(message, path=path, section=section, key=key)
+    if isinstance(exc, configparser.DuplicateSectionError):
+        message = f"line {exc.lineno}: section repeated"
+        return ConfigError(message, path=path, section=exc.section)
+    if isinstance(exc, configparser.ParsingError):
+        lineno = exc.errors[0][0]
+        lines = text.splitlines()[:lineno]
+        found = (configparser.ConfigParser.SECTCRE.match(line) for line in lines)
+        headers = [match.group("header") for match in found if match]
+        message = f"line {lineno}: cannot parse {lines[-1].strip()!r}"
+        return ConfigError(message, path=path, section=headers[-1].strip() if headers else "")
+    return ConfigError(str(exc), path=path)
+
+
+class _Source:
+    """Sections merged from one or more files, and which file wrote each key."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sections: dict[str, dict[str, str]] = {}
+        self.origins: Origins = {}
+
+    def read(self, text: str, path: str) -> None:
+        """Parse one file's text and merge it in: a later file wins per key."""
+        parser = configparser.ConfigParser(
+            interpolation=None, inline_comment_prefixes=(";", "#"), default_section=_RAW_DEFAULT
+        )
+        try:
+            parser.read_string(text, source=path)
+        except configparser.Error as exc:
+            raise _syntax_error(exc, text, path) from None
+        seen: set[str] = set()
+        for header in parser.sections():
+            kind, colon, name = header.partition(":")
+            section = f"{kind.strip()}:{name.strip()}" if colon else header.strip()
+            if section in seen:  # e.g. [process:web] and [process: web]
+                raise ConfigError("section repeated", path=path, section=section)
+            seen.add(section)
+            self.origins.setdefault((section, None), path)
+            target = self.sections.setdefault(section, {})
+            for key, value in parser.items(header):
+                target[key] = value
+                self.origins[(section, key)] = path
+
+    def values(self, section: str, known: Callable[[str], bool]) -> dict[str, str]:
+        """The section's keys, after those of [DEFAULT] that this kind of section knows."""
+        own = self.sections.get(section, {})
+        for key in own:
+            if not known(key):
+                raise self.error("unknown key", section, key)
+        merged = {k: v for k, v in self.sections.get("DEFAULT", {}).items() if known(k)}
+        merged.update(own)
+        return merged
+
+    def convert(
+        self, section: str, values: dict[str, str], key: str, conv: Callable[[str], T], default: T
+    ) -> T:
+        """``conv(values[key])``, or ``default`` when absent; bad values are ConfigErrors."""
+        if key not in values:
+            return default
+        try:
+            return conv(values[key])
+        except ValueError as exc:
+            raise self.error(str(exc), section, key) from None
+
+    def error(self, message: str, section: str = "", key: str | None = None) -> ConfigError:
+        """A ConfigError pointing at the file and section that hold the key."""
+        own, defaults = self.sections.get(section, {}), self.sections.get("DEFAULT", {})
+        if key and key not in own and key in defaults:
+            section = "DEFAULT"  # the value to fix is written there
+        path = self.origins.get((section, key)) or self.origins.get((section, None)) or self.path
+        return ConfigError(message, path=path, section=section, key=key)
+
+
+def _read_file(path: str) -> str:
+    """The file's text; any failure to read it is a ConfigError."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read the file: {reason}", path=path) from None
+
+
+def _check_sections(src: _Source) -> None:
+    """Refuse unknown section kinds, nameless sections and unknown keys in [DEFAULT]."""
+    for section in src.sections:
+        kind, colon, name = section.partition(":")
+        if section in ("DEFAULT", "gaffer", "webhooks"):
+            continue
+        if not colon or kind not in ("endpoint", "process", "env"):
+            expected = "gaffer, webhooks, DEFAULT, endpoint:NAME, process:NAME, env:NAME"
+            raise src.error(f"unknown section kind (expected one of {expected})", section)
+        if not name:
+            raise src.error(f"[{kind}:NAME] needs a name", section)
+        if kind == "endpoint":  # catch typos even in endpoints not listed
+            src.values(section, ENDPOINT_KEYS.__contains__)
+    known = GAFFER_KEYS | ENDPOINT_KEYS | PROCESS_KEYS.keys()
+    src.values("DEFAULT", known.__contains__)
+
+
+def _endpoints(src: _Source, names: list[str]) -> list[EndpointConfig]:
+    """The endpoints named by ``http_endpoints``, in that order."""
+    endpoints: list[EndpointConfig] = []
+    for name in names:
+        section = f"endpoint:{name}"
+        if section not in src.sections:
+            raise src.error(
+                f"lists {name!r} but there is no [{section}]", "gaffer", "http_endpoints"
+            )
+        if names.count(name) > 1:
+            raise src.error(f"lists {name!r} twice", "gaffer", "http_endpoints")
+        values = src.values(section, ENDPOINT_KEYS.__contains__)
+        binds = _list(values.get("bind", ""))
+        if not binds:
+            continue  # spec: a section without bind is skipped
+        try:
+            addresses = [parse_address(bind) for bind in binds]
+        except ValueError as exc:
+            raise src.error(str(exc), section, "bind") from None
+        certfile, keyfile = values.get("certfile") or None, values.get("keyfile") or None
+        if keyfile and not certfile:
+            raise src.error("keyfile given without certfile", section, "keyfile")
+        backlog = src.convert(section, values, "backlog", _int, DEFAULT_BACKLOG)
+        if backlog < 0:
+            raise src.error("must be >= 0", section, "backlog")
+        endpoints.append(EndpointConfig(name, addresses, certfile, keyfile, backlog))
+    return endpoints
+
+
+def _process(src: _Source, section: str) -> ProcessConfig | None:
+    """The POST body for one [process:NAME], or None when it has no cmd (spec)."""
+    name = section.partition(":")[2]
+    values = src.values(section, PROCESS_KEYS.__contains__)
+    parsed = {key: src.convert(section, values, key, PROCESS_KEYS[key], None) for key in values}
+    if not (parsed.get("cmd") or "").strip():
+        return None
+    body: dict[str, Any] = {"name": name, "cmd": parsed.pop("cmd")}
+    body["start"] = parsed.pop("start", True)
+    body.update(parsed)
+    return ProcessConfig(name, section, body, body.get("priority"))
+
+
+def _apply_env(src: _Source, processes: dict[str, ProcessConfig]) -> None:
+    """Each [env:NAME] replaces the env of the template named exactly NAME."""
+    for section, values in src.sections.items():
+        if section.startswith("env:"):
+            name = section.partition(":")[2]
+            if name not in processes:
+                raise src.error(f"no [process:{name}] with a cmd to apply it to", section)
+            processes[name].body["env"] = {key.upper(): value for key, value in values.items()}
+
+
+def _validate(src: _Source, process: ProcessConfig) -> None:
+    """Refuse here what POST /processes would refuse, naming the key."""
+    try:
+        ProcessTemplate.from_json(process.body)
+    except InvalidProcessInfo as exc:
+        key = exc.field if exc.field in PROCESS_KEYS else None
+        section = f"env:{process.name}" if exc.field == "env" else process.section
+        raise src.error(exc.message, section, key) from None
+    except Exception as exc:  # a config mistake must stay a ConfigError, whatever raised it
+        raise src.error(f"invalid: {exc}", process.section) from None
+
+
+def _build(src: _Source, path: str | None) -> DaemonConfig:
+    """Turn merged sections into a DaemonConfig, validating everything."""
+    _check_sections(src)
+    gaffer = src.values("gaffer", GAFFER_KEYS.__contains__)
+    processes: dict[str, ProcessConfig] = {}
+    for section in src.sections:
+        if section.startswith("process:"):
+            process = _process(src, section)
+            if process is not None:
+                processes[process.name] = process
+    _apply_env(src, processes)
+    for process in processes.values():
+        _validate(src, process)
+    webhooks = list(src.sections.get("webhooks", {}).items())
+    for event, url in webhooks:
+        if not url.strip():
+            raise src.error("needs a URL", "webhooks", event)
+    cors = _list(gaffer.get("cors_origins", ""))
+
+    def size(key: str) -> int:
+        return src.convert("gaffer", gaffer, key, _size, DEFAULT_BUFFER)
+
+    return DaemonConfig(
+        path=path,
+        endpoints=_endpoints(src, _list(gaffer.get("http_endpoints", ""))),
+        # stable sort: equal priorities keep file order; no priority goes last
+        processes=sorted(processes.values(), key=lambda p: (p.priority is None, p.priority or 0)),
+        webhooks=[(event, url.strip()) for event, url in webhooks],
+        cors_origins=None if not cors or "*" in cors else cors,
+        stream_buffer_size=size("stream_buffer_size"),
+        stdin_max_body=size("stdin_max_body"),
+        stdin_queue_size=size("stdin_queue_size"),
+        log_dir=gaffer.get("log_dir") or None,
+        plugins_dir=gaffer.get("plugins_dir") or None,
+    )
+
+
+def parse_config(text: str, *, path: str = "<config>") -> DaemonConfig:
+    """Parse config text; ``include``/``include_dir`` are not followed."""
+    src = _Source(path)
+    src.read(text, path)
+    return _build(src, None if path == "<config>" else path)
+
+
+def _includes(src: _Source) -> list[str]:
+    """Files named by the main file's include/include_dir, relative to its directory."""
+    gaffer = src.values("gaffer", GAFFER_KEYS.__contains__)
+    base = os.path.dirname(os.path.abspath(src.path))
+    files = [os.path.join(base, name) for name in gaffer.get("include", "").split()]
+    for directory in gaffer.get("include_dir", "").split():
+        top = os.path.join(base, directory)
+        if not os.path.isdir(top):
+            raise src.error(f"{top!r} is not a directory", "gaffer", "include_dir")
+        for root, dirnames, filenames in os.walk(top):
+            dirnames.sort()  # a stable merge order, whatever the filesystem says
+            files += [os.path.join(root, f) for f in sorted(fnmatch.filter(filenames, "*.ini"))]
+    return files
+
+
+def load_config(path: str) -> DaemonConfig:
+    """Read a config file, merge its includes (later files win per key), and parse it."""
+    src = _Source(path)
+    src.read(_read_file(path), path)
+    seen = {os.path.realpath(path)}
+    for include in _includes(src):
+        if os.path.realpath(include) not in seen:
+            seen.add(os.path.realpath(include))
+            src.read(_read_file(include), include)
+    return _build(src, path)

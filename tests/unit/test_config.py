@@ -1,0 +1,614 @@
+"""gafferd's ini config parsed into dataclasses: pure text in, DaemonConfig or ConfigError out."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+
+from gaffer_gevent.config import (
+    Address,
+    DaemonConfig,
+    EndpointConfig,
+    load_config,
+    parse_address,
+    parse_config,
+)
+from gaffer_gevent.errors import ConfigError
+
+SPEC_EXAMPLE = """\
+[gaffer]
+http_endpoints = public
+
+[endpoint:public]
+bind = 127.0.0.1:5000
+
+[webhooks]
+create = http://127.0.0.1:8080/hook
+
+[process:dummy]
+cmd = ./dummy.py
+numprocesses = 1
+redirect_output = stdout, stderr
+
+[process:web:echo]
+cmd = ./echo.py
+redirect_output = stdout, stderr
+redirect_input = true
+priority = 0
+
+[env:dummy]
+port = 80           ; child sees PORT=80
+"""
+
+
+def parse(text: str) -> DaemonConfig:
+    return parse_config(text, path="gafferd.ini")
+
+
+def error(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse(text)
+    return info.value
+
+
+def bodies(text: str) -> dict[str, dict[str, object]]:
+    return {p.name: p.body for p in parse(text).processes}
+
+
+# -- the spec's example -------------------------------------------------------
+
+
+def test_spec_example_parses_as_documented() -> None:
+    config = parse(SPEC_EXAMPLE)
+
+    assert config.path == "gafferd.ini"
+    assert config.endpoints == [
+        EndpointConfig("public", [Address("tcp", "127.0.0.1", 5000, "")], None, None, 128)
+    ]
+    assert config.webhooks == [("create", "http://127.0.0.1:8080/hook")]
+    # web:echo has priority 0; dummy has none, so it starts last
+    assert [p.name for p in config.processes] == ["web:echo", "dummy"]
+    echo, dummy = config.processes
+    assert echo.section == "process:web:echo"
+    assert echo.priority == 0
+    assert echo.body == {
+        "name": "web:echo",
+        "cmd": "./echo.py",
+        "start": True,
+        "redirect_output": ["stdout", "stderr"],
+        "redirect_input": True,
+        "priority": 0,
+    }
+    assert dummy.priority is None
+    assert dummy.body == {
+        "name": "dummy",
+        "cmd": "./dummy.py",
+        "start": True,
+        "numprocesses": 1,
+        "redirect_output": ["stdout", "stderr"],
+        "env": {"PORT": "80"},
+    }
+    assert config.cors_origins is None
+    assert config.stream_buffer_size == config.stdin_max_body == 1024 * 1024
+    assert config.log_dir is None and config.plugins_dir is None
+
+
+def test_parse_config_without_a_path_reports_none() -> None:
+    config = parse_config("[process:a]\ncmd = true\n")
+    assert config.path is None
+    assert config.endpoints == [] and config.webhooks == []
+
+
+def test_empty_text_gives_defaults() -> None:
+    config = parse("")
+    assert (config.endpoints, config.processes, config.webhooks) == ([], [], [])
+
+
+# -- processes ------------------------------------------------------------------
+
+
+def test_priority_orders_processes_stably_with_unprioritised_last() -> None:
+    config = parse(
+        """
+[process:none1]
+cmd = true
+[process:ten]
+cmd = true
+priority = 10
+[process:minus]
+cmd = true
+priority = -1
+[process:ten_b]
+cmd = true
+priority = 10
+[process:none2]
+cmd = true
+[process:zero]
+cmd = true
+priority = 0
+"""
+    )
+    assert [p.name for p in config.processes] == ["minus", "zero", "ten", "ten_b", "none1", "none2"]
+
+
+def test_section_without_cmd_is_ignored() -> None:
+    assert bodies("[process:a]\nnumprocesses = 2\n[process:b]\ncmd =\n[process:c]\ncmd = x\n") == {
+        "c": {"name": "c", "cmd": "x", "start": True}
+    }
+
+
+def test_every_process_key_is_typed() -> None:
+    body = bodies(
+        """
+[process:all]
+CMD = ./run
+args = --port $PORT "two words"
+cwd = /tmp
+uid = 0
+gid = 0
+detach = yes
+shell = off
+os_env = 0
+start = false
+redirect_input = on
+numprocesses = 3
+redirect_output = out ,err
+graceful_timeout = 2.5
+priority = 7
+flapping = 3
+buffer_size = 64KB
+stdout_logfile = out.log
+stderr_logfile = /var/log/err.log
+logfile_maxbytes = 50MB
+logfile_backups = 3
+logfile_rotate_daily = true
+"""
+    )["all"]
+    assert body == {
+        "name": "all",
+        "cmd": "./run",
+        "start": False,
+        "args": '--port $PORT "two words"',
+        "cwd": "/tmp",
+        "uid": 0,
+        "gid": 0,
+        "detach": True,
+        "shell": False,
+        "os_env": False,
+        "redirect_input": True,
+        "numprocesses": 3,
+        "redirect_output": ["out", "err"],
+        "graceful_timeout": 2.5,
+        "priority": 7,
+        "flapping": {"attempts": 3},
+        "buffer_size": 65536,
+        "stdout_logfile": "out.log",
+        "stderr_logfile": "/var/log/err.log",
+        "logfile_maxbytes": 50 * 1024 * 1024,
+        "logfile_backups": 3,
+        "logfile_rotate_daily": True,
+    }
+
+
+def test_uid_given_by_name_stays_a_string() -> None:
+    assert bodies("[process:a]\ncmd = x\nuid = root\ngid = root\n")["a"]["uid"] == "root"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2 1. 7. 5", {"attempts": 2, "window": 1.0, "retry_in": 7.0, "max_retry": 5}),
+        ("2, 1., 7., 5", {"attempts": 2, "window": 1.0, "retry_in": 7.0, "max_retry": 5}),
+        ("2,1.5,7,5.0", {"attempts": 2, "window": 1.5, "retry_in": 7.0, "max_retry": 5}),
+        ("3", {"attempts": 3}),
+        ("3 0.5", {"attempts": 3, "window": 0.5}),
+    ],
+)
+def test_flapping_forms(value: str, expected: dict[str, object]) -> None:
+    flapping = bodies(f"[process:a]\ncmd = x\nflapping = {value}\n")["a"]["flapping"]
+    assert flapping == expected
+    assert all(type(flapping[k]) is int for k in ("attempts", "max_retry") if k in flapping)
+
+
+@pytest.mark.parametrize("word", ["1", "yes", "true", "on", "YES", "True"])
+def test_true_words(word: str) -> None:
+    assert bodies(f"[process:a]\ncmd = x\nshell = {word}\n")["a"]["shell"] is True
+
+
+@pytest.mark.parametrize("word", ["0", "no", "false", "off", "Off"])
+def test_false_words(word: str) -> None:
+    assert bodies(f"[process:a]\ncmd = x\nstart = {word}\n")["a"]["start"] is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("stdout, stderr", ["stdout", "stderr"]), ("out", ["out"]), ("o ,o", ["o", "o"]), ("", [])],
+)
+def test_redirect_output_is_trimmed(value: str, expected: list[str]) -> None:
+    assert bodies(f"[process:a]\ncmd = x\nredirect_output = {value}\n")["a"]["redirect_output"] == (
+        expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1024", 1024), ("2kb", 2048), ("3 MB", 3 << 20), ("1GB", 1 << 30)]
+)
+def test_sizes_accept_suffixes(value: str, expected: int) -> None:
+    body = bodies(f"[process:a]\ncmd = x\nlogfile_maxbytes = {value}\n")["a"]
+    assert body["logfile_maxbytes"] == expected
+
+
+def test_default_section_applies_process_keys_only() -> None:
+    config = parse(
+        """
+[DEFAULT]
+numprocesses = 2
+bind = 127.0.0.1:6000
+
+[gaffer]
+http_endpoints = main
+
+[endpoint:main]
+
+[process:a]
+cmd = x
+[process:b]
+cmd = y
+numprocesses = 5
+"""
+    )
+    assert {p.name: p.body["numprocesses"] for p in config.processes} == {"a": 2, "b": 5}
+    assert "bind" not in config.processes[0].body
+    assert config.endpoints[0].addresses == [Address("tcp", "127.0.0.1", 6000, "")]
+
+
+def test_default_cmd_gives_every_process_section_a_cmd() -> None:
+    assert set(bodies("[DEFAULT]\ncmd = x\n[process:a]\n[process:b]\n")) == {"a", "b"}
+
+
+def test_interpolation_is_off_and_inline_comments_are_stripped() -> None:
+    body = bodies(
+        "[process:a]\ncmd = echo %(x)s $HOME # a comment\nargs = 100%\n"
+        "stdout_logfile = a;b.log ; only the spaced ; starts a comment\n"
+    )["a"]
+    assert body["cmd"] == "echo %(x)s $HOME"
+    assert body["args"] == "100%"
+    assert body["stdout_logfile"] == "a;b.log"
+
+
+# -- env sections ----------------------------------------------------------------
+
+
+def test_env_section_upper_cases_keys_and_replaces_env() -> None:
+    result = bodies(
+        """
+[process:web:api]
+cmd = x
+[process:web]
+cmd = y
+[env:web:api]
+Port = 80
+db_url = postgres://h/db
+[env:web]
+"""
+    )
+    assert result["web:api"]["env"] == {"PORT": "80", "DB_URL": "postgres://h/db"}
+    assert result["web"]["env"] == {}
+
+
+def test_env_section_ignores_default_keys() -> None:
+    result = bodies("[DEFAULT]\nnumprocesses = 2\n[process:a]\ncmd = x\n[env:a]\nk = v\n")
+    assert result["a"]["env"] == {"K": "v"}
+
+
+def test_env_for_unknown_template_is_an_error() -> None:
+    err = error("[process:web]\ncmd = x\n[env:web:api]\nport = 1\n")
+    assert str(err).startswith("gafferd.ini: [env:web:api]: ")
+    assert err.section == "env:web:api"
+
+
+def test_env_for_a_section_without_cmd_is_an_error() -> None:
+    assert error("[process:a]\n[env:a]\nk = v\n").section == "env:a"
+
+
+# -- webhooks and [gaffer] ------------------------------------------------------------
+
+
+def test_webhooks_keep_file_order() -> None:
+    config = parse(
+        "[webhooks]\nproc.dummy.spawn = http://a/1\n. = http://a/all\ncreate = http://a/2\n"
+    )
+    assert config.webhooks == [
+        ("proc.dummy.spawn", "http://a/1"),
+        (".", "http://a/all"),
+        ("create", "http://a/2"),
+    ]
+
+
+def test_webhooks_ignore_default_keys() -> None:
+    assert parse("[DEFAULT]\nnumprocesses = 2\n[webhooks]\ncreate = http://x\n").webhooks == [
+        ("create", "http://x")
+    ]
+
+
+def test_gaffer_keys() -> None:
+    config = parse(
+        """
+[gaffer]
+cors_origins = http://a.example, https://b.example
+stream_buffer_size = 64KB
+stdin_max_body = 2048
+stdin_queue_size = 1MB
+log_dir = /var/log/gaffer
+plugins_dir = /opt/plugins
+"""
+    )
+    assert config.cors_origins == ["http://a.example", "https://b.example"]
+    assert config.stream_buffer_size == 65536
+    assert config.stdin_max_body == 2048
+    assert config.stdin_queue_size == 1 << 20
+    assert config.log_dir == "/var/log/gaffer"
+    assert config.plugins_dir == "/opt/plugins"
+
+
+@pytest.mark.parametrize("value", ["*", "", "http://a, *"])
+def test_cors_any_origin(value: str) -> None:
+    assert parse(f"[gaffer]\ncors_origins = {value}\n").cors_origins is None
+
+
+# -- addresses and endpoints --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected", "text"),
+    [
+        ("127.0.0.1:5000", Address("tcp", "127.0.0.1", 5000, ""), "127.0.0.1:5000"),
+        ("LocalHost:80", Address("tcp", "localhost", 80, ""), "localhost:80"),
+        ("example.org", Address("tcp", "example.org", 8000, ""), "example.org:8000"),
+        ("", Address("tcp", "0.0.0.0", 8000, ""), "0.0.0.0:8000"),
+        (":5000", Address("tcp", "0.0.0.0", 5000, ""), "0.0.0.0:5000"),
+        ("[::1]:5000", Address("tcp6", "::1", 5000, ""), "[::1]:5000"),
+        ("[::]", Address("tcp6", "::", 8000, ""), "[::]:8000"),
+        ("unix:/tmp/g.sock", Address("unix", "", 0, "/tmp/g.sock"), "unix:/tmp/g.sock"),
+        (" 10.0.0.1:1 ", Address("tcp", "10.0.0.1", 1, ""), "10.0.0.1:1"),
+    ],
+)
+def test_parse_address(uri: str, expected: Address, text: str) -> None:
+    assert parse_address(uri) == expected
+    assert str(expected) == text
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["host:http", "host:", "host:99999", "host:-1", "::1", "[::1", "[::1]x", "[nope]:1", "unix:"],
+)
+def test_parse_address_refuses(uri: str) -> None:
+    with pytest.raises(ValueError):
+        parse_address(uri)
+
+
+def test_endpoints_listed_in_order_with_their_options() -> None:
+    config = parse(
+        """
+[gaffer]
+http_endpoints = tls, local, nobind
+
+[endpoint:local]
+bind = unix:/tmp/gaffer.sock, [::1]:5001, example.org
+
+[endpoint:tls]
+bind = 0.0.0.0:443
+certfile = /etc/cert.pem
+keyfile = /etc/key.pem
+backlog = 1024
+
+[endpoint:nobind]
+backlog = 5
+
+[endpoint:unlisted]
+bind = 127.0.0.1:1
+"""
+    )
+    assert config.endpoints == [
+        EndpointConfig(
+            "tls", [Address("tcp", "0.0.0.0", 443, "")], "/etc/cert.pem", "/etc/key.pem", 1024
+        ),
+        EndpointConfig(
+            "local",
+            [
+                Address("unix", "", 0, "/tmp/gaffer.sock"),
+                Address("tcp6", "::1", 5001, ""),
+                Address("tcp", "example.org", 8000, ""),
+            ],
+        ),
+    ]
+
+
+# -- include / include_dir ---------------------------------------------------------------
+
+
+def test_include_and_include_dir_merge_later_files_win(tmp_path: Path) -> None:
+    (tmp_path / "conf.d" / "sub").mkdir(parents=True)
+    (tmp_path / "extra.ini").write_text(
+        "[process:a]\nnumprocesses = 3\n[process:b]\ncmd = b\npriority = 1\n"
+    )
+    (tmp_path / "conf.d" / "z.ini").write_text("[process:c]\ncmd = c\npriority = 0\n")
+    (tmp_path / "conf.d" / "sub" / "d.ini").write_text("[webhooks]\nexit = http://h/d\n")
+    (tmp_path / "conf.d" / "ignored.conf").write_text("[process:nope]\ncmd = x\n")
+    main = tmp_path / "gafferd.ini"
+    main.write_text(
+        "[gaffer]\ninclude = extra.ini\ninclude_dir = conf.d\n"
+        "[process:a]\ncmd = a\nnumprocesses = 1\n[webhooks]\ncreate = http://h/main\n"
+    )
+
+    config = load_config(str(main))
+
+    assert config.path == str(main)
+    assert [p.name for p in config.processes] == ["c", "b", "a"]
+    assert config.processes[2].body["numprocesses"] == 3
+    assert config.webhooks == [("create", "http://h/main"), ("exit", "http://h/d")]
+
+
+def test_parse_config_does_not_follow_includes() -> None:
+    assert parse("[gaffer]\ninclude = /nonexistent.ini\ninclude_dir = /nope\n").processes == []
+
+
+def test_include_dir_holding_the_main_file_reads_it_once(tmp_path: Path) -> None:
+    main = tmp_path / "main.ini"
+    main.write_text("[gaffer]\ninclude_dir = .\n[process:a]\ncmd = a\n")
+    (tmp_path / "more.ini").write_text("[process:b]\ncmd = b\n")
+    assert [p.name for p in load_config(str(main)).processes] == ["a", "b"]
+
+
+def test_error_in_an_included_file_names_that_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.ini").write_text("[process:a]\nnumprocesses = many\n")
+    main = tmp_path / "main.ini"
+    main.write_text("[gaffer]\ninclude = bad.ini\n[process:a]\ncmd = a\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(main))
+    assert str(info.value) == (
+        f"{tmp_path / 'bad.ini'}: [process:a] numprocesses: 'many' is not an integer"
+    )
+
+
+def test_missing_include_file_is_an_error(tmp_path: Path) -> None:
+    main = tmp_path / "main.ini"
+    main.write_text("[gaffer]\ninclude = gone.ini\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(main))
+    assert info.value.path == str(tmp_path / "gone.ini")
+
+
+def test_missing_include_dir_is_an_error(tmp_path: Path) -> None:
+    main = tmp_path / "main.ini"
+    main.write_text("[gaffer]\ninclude_dir = gone\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(main))
+    assert str(info.value).startswith(f"{main}: [gaffer] include_dir: ")
+
+
+# -- errors: each names file, section and key ------------------------------------------------
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "nope.ini")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: cannot read the file")
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "binary.ini"
+    path.write_bytes(b"[gaffer]\n\xff\xfe\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert info.value.path == str(path)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        load_config(str(tmp_path))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
+def test_permission_denied(tmp_path: Path) -> None:
+    path = tmp_path / "secret.ini"
+    path.write_text("[gaffer]\n")
+    path.chmod(0)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert "Permission denied" in str(info.value)
+
+
+A = "[process:a]\ncmd = x\n"  # a valid process section to append a bad key to
+E = "[gaffer]\nhttp_endpoints = e\n[endpoint:e]\n"  # a listed endpoint to fill in
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        # syntax
+        ("cmd = x\n", "", "line 1: 'cmd = x' before any [section]"),
+        (A + "[process:a]\n", "[process:a]", "line 3: section repeated"),
+        (A + "CMD = y\n", "[process:a] cmd", "line 3: key repeated"),
+        (A + "junk\n", "[process:a]", "line 3: cannot parse 'junk'"),
+        # a duplicate template name once the section header is trimmed
+        (A + "[process: a ]\ncmd = y\n", "[process:a]", "section repeated"),
+        # unknown keys and sections
+        (A + "numproc = 2\n", "[process:a] numproc", "unknown key"),
+        ("[gaffer]\nhttp_endpoint = a\n", "[gaffer] http_endpoint", "unknown key"),
+        ("[endpoint:e]\nbnd = x\n", "[endpoint:e] bnd", "unknown key"),
+        ("[DEFAULT]\ncmnd = x\n", "[DEFAULT] cmnd", "unknown key"),
+        ("[proces:a]\ncmd = x\n", "[proces:a]", "unknown section kind"),
+        ("[gaffer:x]\n", "[gaffer:x]", "unknown section kind"),
+        ("[default]\n", "[default]", "unknown section kind"),
+        ("[process:]\ncmd = x\n", "[process:]", "[process:NAME] needs a name"),
+        # bad values
+        (A + "numprocesses = 1.5\n", "[process:a] numprocesses", "'1.5' is not an integer"),
+        (A + "priority = high\n", "[process:a] priority", "'high' is not an integer"),
+        (A + "graceful_timeout = soon\n", "[process:a] graceful_timeout", "'soon' is not a finite"),
+        (A + "graceful_timeout = inf\n", "[process:a] graceful_timeout", "'inf' is not a finite"),
+        (A + "shell = maybe\n", "[process:a] shell", "'maybe' is not a boolean"),
+        (A + "logfile_maxbytes = 5TB\n", "[process:a] logfile_maxbytes", "'5TB' is not a size"),
+        (A + "flapping = 1 2 3 4 5\n", "[process:a] flapping", "takes 1 to 4 numbers"),
+        (A + "flapping =\n", "[process:a] flapping", "takes 1 to 4 numbers"),
+        (A + "flapping = 2.5\n", "[process:a] flapping", "attempts must be a whole number"),
+        (A + "flapping = 2 fast\n", "[process:a] flapping", "'fast' is not a finite number"),
+        ("[DEFAULT]\nnumprocesses = x\n" + A, "[DEFAULT] numprocesses", "'x' is not an integer"),
+        ("[gaffer]\nstdin_max_body = big\n", "[gaffer] stdin_max_body", "'big' is not a size"),
+        ("[webhooks]\ncreate =\n", "[webhooks] create", "needs a URL"),
+        # refused by ProcessTemplate.from_json, named by its field
+        (A + "numprocesses = -1\n", "[process:a] numprocesses", "numprocesses must be an integer"),
+        (A + "uid = no-such-user-here\n", "[process:a] uid", "unknown uid"),
+        (A + "redirect_output = out,,err\n", "[process:a] redirect_output", "redirect_output"),
+        (A + "args = 'unclosed\n", "[process:a] args", "args: "),
+        ("[process:a]\ncmd = 'unclosed\n", "[process:a] cmd", "cmd: "),
+        (A + "buffer_size = 10\n", "[process:a] buffer_size", "buffer_size must be"),
+        ("[process:a.b]\ncmd = x\n", "[process:a.b]", "name must not contain"),
+        ("[process:123]\ncmd = x\n", "[process:123]", "name must not contain"),
+        # endpoints
+        ("[gaffer]\nhttp_endpoints = e\n", "[gaffer] http_endpoints", "lists 'e' but there is no"),
+        (
+            "[gaffer]\nhttp_endpoints = e,e\n[endpoint:e]\n",
+            "[gaffer] http_endpoints",
+            "lists 'e' twice",
+        ),
+        (E + "bind = a:1, host:http\n", "[endpoint:e] bind", "'http' is not a valid port"),
+        (E + "bind = :1\nbacklog = x\n", "[endpoint:e] backlog", "'x' is not an integer"),
+        (E + "bind = :1\nbacklog = -1\n", "[endpoint:e] backlog", "must be >= 0"),
+        (E + "bind = :1\nkeyfile = k\n", "[endpoint:e] keyfile", "keyfile given without certfile"),
+    ],
+)
+def test_errors_name_file_section_and_key(text: str, where: str, message: str) -> None:
+    expected = f"gafferd.ini: {where}: {message}" if where else f"gafferd.ini: {message}"
+    assert str(error(text)).startswith(expected)
+
+
+def test_error_carries_its_location_as_attributes() -> None:
+    err = error("[process:a]\ncmd = x\nnumprocesses = two\n")
+    assert (err.path, err.section, err.key) == ("gafferd.ini", "process:a", "numprocesses")
+    assert err.status == 400 and err.code == "bad_config"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[",
+        "]\n",
+        "[process:a]\n  indented = first\n",
+        "[process:a]\ncmd\n",
+        "[process:a]\n= x\n",
+        "\x00",
+        "[process:a]\ncmd = x\nflapping = , ,\n",
+        "[process:a]\ncmd = x\nuid = 4294967296000\n",
+        "[process:a]\ncmd = x\nnumprocesses = 99999999999999999999999\n",
+        "[env:]\n",
+        "[webhooks]\n[webhooks]\n",
+    ],
+)
+def test_junk_only_ever_raises_config_error(text: str) -> None:
+    with contextlib.suppress(ConfigError):
+        parse(text)
