@@ -1,0 +1,118 @@
+"""Console plumbing shared by ``gafferctl`` and ``gaffer``: exit codes, errors, colours.
+
+Both tools promise the same contract: 0 success, 1 the server (or a managed
+process) refused, 2 bad usage or bad input, 3 gafferd unreachable, and always a
+single line on stderr instead of a traceback. This module imports neither httpx
+nor ssl, so ``gaffer start`` can still monkey-patch gevent after importing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import zlib
+from typing import NoReturn, TextIO
+
+from ..errors import GafferError
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+
+class UsageError(Exception):
+    """Bad arguments or bad local input (a file, a signal name): exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class CommandFailed(Exception):
+    """The command ran and did not succeed for a reason of its own: exit code 1."""
+
+    exit_code = EXIT_REFUSED
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code the CLIs promise for an error raised by a command."""
+    if isinstance(exc, GafferError):
+        return EXIT_UNREACHABLE if exc.code == "server_unreachable" else EXIT_REFUSED
+    return int(getattr(exc, "exit_code", EXIT_REFUSED))
+
+
+def error_line(prog: str, exc: BaseException) -> str:
+    """One line for stderr: ``prog: code: message`` for server errors, else ``prog: message``."""
+    if isinstance(exc, GafferError) and exc.code != "server_unreachable":
+        text = f"{prog}: {exc.code}: {exc.message}"
+    else:
+        text = f"{prog}: {exc}"
+    return " ".join(text.split())
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``prog: message`` and exit 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        match = re.search(r"invalid choice: '?([^' ]+)'?", message)
+        if match and message.startswith("argument <command>"):
+            root = self.prog.split()[0]
+            message = f"unknown command {match.group(1)!r} (try '{root} help')"
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
+
+
+# Bright ANSI foregrounds that read on dark and light terminals; red is kept for errors.
+PALETTE = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
+ERROR_COLOUR = "31"
+
+
+def want_colour(option: bool | None, stream: TextIO) -> bool:
+    """Explicit flag wins; otherwise colour only on a terminal and without ``NO_COLOR``."""
+    if option is not None:
+        return option
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def colour_for(name: str) -> str:
+    """A stable colour per name (crc32, not ``hash``, so it is the same on every run)."""
+    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
+
+
+def paint(text: str, colour: str | None, enabled: bool) -> str:
+    if not enabled or not colour:
+        return text
+    return f"\033[{colour}m{text}\033[0m"
+
+
+def add_colour_flags(parser: argparse.ArgumentParser) -> None:
+    """``--colorize`` / ``--no-color``; the default (None) means "if stdout is a tty"."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--colorize",
+        "--color",
+        dest="colour",
+        action="store_const",
+        const=True,
+        default=None,
+        help="colour the output even when it is not a terminal",
+    )
+    group.add_argument(
+        "--no-color",
+        "--no-colour",
+        dest="colour",
+        action="store_const",
+        const=False,
+        help="never colour the output (also: NO_COLOR in the environment)",
+    )
+
+
+def silence_broken_pipe() -> None:
+    """After ``| head`` closed our stdout, point it at /dev/null so exit is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)

@@ -1,0 +1,507 @@
+"""gafferctl: drive a running gafferd from a terminal (spec section 12).
+
+Every command is one or two calls of ``gaffer_gevent.client.Client``; this
+module only parses arguments and shapes output. Output is the spec's human form
+(with its [R] fixes), or JSON with ``--json``. Exit codes: 0 ok, 1 the server
+refused (its error on one line), 2 bad usage, 3 gafferd unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from .. import __version__
+from ..client import DEFAULT_URL, Client, signal_number
+from ..errors import GafferError
+from . import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    CliParser,
+    CommandFailed,
+    UsageError,
+    add_colour_flags,
+    colour_for,
+    error_line,
+    exit_code_for,
+    paint,
+    silence_broken_pipe,
+    want_colour,
+)
+
+PROG = "gafferctl"
+
+Handler = Callable[["Context", argparse.Namespace], int]
+
+
+@dataclass
+class Command:
+    name: str
+    handler: Handler
+    arguments: tuple[tuple[tuple[str, ...], dict[str, Any]], ...]
+
+    @property
+    def summary(self) -> str:
+        return (self.handler.__doc__ or "").strip().splitlines()[0]
+
+    @property
+    def description(self) -> str:
+        return (self.handler.__doc__ or "").strip()
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return flags, options
+
+
+def command(
+    name: str, *arguments: tuple[tuple[str, ...], dict[str, Any]]
+) -> Callable[[Handler], Handler]:
+    """Register a command; its docstring is both the summary line and ``help <command>``."""
+
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = Command(name, handler, arguments)
+        return handler
+
+    return register
+
+
+@dataclass
+class Context:
+    """What a command needs: a connected client and where/how to print."""
+
+    client: Client
+    out: TextIO
+    as_json: bool
+
+    def emit(self, text: object, data: Any = None) -> None:
+        """Print ``text`` (a list prints one item per line), or ``data`` as JSON with --json."""
+        if self.as_json:
+            self.out.write(json.dumps(text if data is None else data) + "\n")
+        elif isinstance(text, list):
+            self.out.write("".join(f"{item}\n" for item in text))
+        else:
+            self.out.write(f"{text}\n")
+        self.out.flush()
+
+
+NAME = arg("name", help="template name")
+OK = {"ok": True}
+
+# -- templates ---------------------------------------------------------------
+
+
+@command("processes", arg("--running", action="store_true", help="list running pids instead"))
+def processes(ctx: Context, args: argparse.Namespace) -> int:
+    """List template names, one per line (--running: the running internal pids)."""
+    ctx.emit(ctx.client.running() if args.running else ctx.client.processes())
+    return EXIT_OK
+
+
+def _template_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": args.name, "cmd": args.cmd}
+    if args.args:
+        body["args"] = args.args
+    return body
+
+
+START = arg("--start", action="store_true", help="start the processes at once")
+CMD = arg("cmd", help="program to run (shell-lexed when no ARGS follow)")
+ARGS = arg("args", nargs="*", default=[], help="arguments (put -- before ones that start with -)")
+
+
+@command("add_process", START, NAME, CMD, ARGS)
+def add_process(ctx: Context, args: argparse.Namespace) -> int:
+    """Create a template (POST /processes); it is not started unless --start.
+
+    Prints the template name.
+    """
+    ctx.client.create_process({**_template_body(args), "start": args.start})
+    ctx.emit(args.name, {"ok": True, "name": args.name})
+    return EXIT_OK
+
+
+@command("load_process", START, arg("file", help="JSON file with the template, or - for stdin"))
+def load_process(ctx: Context, args: argparse.Namespace) -> int:
+    """Create a template from a JSON object with at least name and cmd.
+
+    The object is read from FILE or, with -, from stdin; it is not started
+    unless --start (a "start" key in the file is overridden). Prints the name.
+    """
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as handle:
+                text = handle.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{args.file} is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict) or not body.get("name") or not body.get("cmd"):
+        raise UsageError(f"{args.file} must hold a JSON object with 'name' and 'cmd'")
+    ctx.client.create_process({**body, "start": args.start})
+    ctx.emit(body["name"], {"ok": True, "name": body["name"]})
+    return EXIT_OK
+
+
+@command(
+    "update_process",
+    arg(
+        "--start",
+        dest="start",
+        action="store_const",
+        const=True,
+        default=None,
+        help=argparse.SUPPRESS,
+    ),
+    arg("--no-start", dest="start", action="store_const", const=False, help="leave it stopped"),
+    NAME,
+    CMD,
+    ARGS,
+)
+def update_process(ctx: Context, args: argparse.Namespace) -> int:
+    """Replace a template's command and settings (PUT /processes/<name>).
+
+    Its processes are stopped and new ones started with the new command,
+    unless --no-start.
+    """
+    body = _template_body(args)
+    del body["name"]
+    if args.start is not None:
+        body["start"] = args.start
+    ctx.client.update_process(args.name, **body)
+    ctx.emit("ok", OK)
+    return EXIT_OK
+
+
+@command("del_process", NAME)
+def del_process(ctx: Context, args: argparse.Namespace) -> int:
+    """Stop a template's processes and remove it."""
+    ctx.client.remove_process(args.name)
+    ctx.emit("ok", OK)
+    return EXIT_OK
+
+
+@command("get_process", NAME)
+def get_process(ctx: Context, args: argparse.Namespace) -> int:
+    """Show a template as stored, as JSON (indent 2, sorted keys)."""
+    info = ctx.client.get_process(args.name)
+    if ctx.as_json:
+        ctx.emit(info)
+    else:
+        ctx.emit(json.dumps(info, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def _simple(name: str, doc: str, call: Callable[[Client, str], None]) -> None:
+    def handler(ctx: Context, args: argparse.Namespace) -> int:
+        call(ctx.client, args.name)
+        ctx.emit("ok", OK)
+        return EXIT_OK
+
+    handler.__doc__ = doc
+    command(name, NAME)(handler)
+
+
+_simple("start", "Start a template's processes (clears a previous stop).", Client.start_process)
+_simple(
+    "stop",
+    "Stop all processes of a template (SIGTERM, SIGKILL after its timeout).",
+    Client.stop_process,
+)
+_simple(
+    "restart",
+    "Start fresh processes for a template, then reap the old ones.",
+    Client.restart_process,
+)
+
+COUNT = arg("n", nargs="?", type=int, default=1, help="how many (default 1)")
+
+
+@command("add", NAME, COUNT)
+def add(ctx: Context, args: argparse.Namespace) -> int:
+    """Run N more processes of a template; prints the new numprocesses."""
+    value = ctx.client.add(args.name, args.n)
+    ctx.emit(value, {"ok": True, "numprocesses": value})
+    return EXIT_OK
+
+
+@command("sub", NAME, COUNT)
+def sub(ctx: Context, args: argparse.Namespace) -> int:
+    """Run N fewer processes of a template (oldest first); prints the new numprocesses."""
+    value = ctx.client.sub(args.name, args.n)
+    ctx.emit(value, {"ok": True, "numprocesses": value})
+    return EXIT_OK
+
+
+@command("status", NAME)
+def status(ctx: Context, args: argparse.Namespace) -> int:
+    """Print "active" when a template has running processes, else "stopped"."""
+    info = ctx.client.status(args.name)
+    ctx.emit("active" if info["active"] else "stopped", info)
+    return EXIT_OK
+
+
+@command("numprocesses", NAME)
+def numprocesses(ctx: Context, args: argparse.Namespace) -> int:
+    """Print how many processes a template is meant to run."""
+    info = ctx.client.status(args.name)
+    ctx.emit(info["max_processes"], info)
+    return EXIT_OK
+
+
+@command("running", NAME)
+def running(ctx: Context, args: argparse.Namespace) -> int:
+    """Print how many processes of a template are running now."""
+    info = ctx.client.status(args.name)
+    ctx.emit(info["running"], info)
+    return EXIT_OK
+
+
+@command("pids", NAME)
+def pids(ctx: Context, args: argparse.Namespace) -> int:
+    """List the internal pids of a template's running processes, oldest first."""
+    ctx.emit(ctx.client.pids(args.name))
+    return EXIT_OK
+
+
+@command(
+    "kill",
+    arg("target", metavar="name_or_pid", help="template name, or internal pid"),
+    arg("signal", help="number or name: 15, TERM, SIGTERM, hup"),
+)
+def kill(ctx: Context, args: argparse.Namespace) -> int:
+    """Send a signal to every process of a template, or to one internal pid."""
+    try:
+        number = signal_number(args.signal)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    ctx.client.send_signal(args.target, number)
+    ctx.emit("ok", OK)
+    return EXIT_OK
+
+
+# -- feeds -------------------------------------------------------------------
+
+HEARTBEAT = arg(
+    "--heartbeat", type=int, default=60, metavar="N", help="seconds between heartbeats (0: none)"
+)
+
+
+@command(
+    "watch",
+    arg("pattern", nargs="?", default=".", help="event pattern, e.g. proc.web (default: all)"),
+    HEARTBEAT,
+)
+def watch(ctx: Context, args: argparse.Namespace) -> int:
+    """Print events as they happen until Ctrl-C: "HH:MM:SS name | event name ...".
+
+    PATTERN follows the bus rules: "." is everything, "spawn" only the global
+    spawn events, "proc.web" every event of template web. With --json each
+    event is printed as one JSON object per line.
+    """
+    colour = want_colour(args.colour, ctx.out)
+    with ctx.client.watch(args.pattern, heartbeat=args.heartbeat) as feed:
+        for event, payload in feed:
+            if ctx.as_json:
+                ctx.emit(payload)
+                continue
+            name = str(payload.get("name", "-"))
+            details = " ".join(
+                f"{key}={value}"
+                for key, value in payload.items()
+                if key not in ("event", "name", "detached")
+            )
+            line = f"{time.strftime('%H:%M:%S')} {name} | {event} {name} {details}".rstrip()
+            ctx.emit(paint(line, colour_for(name), colour))
+    return EXIT_OK
+
+
+@command(
+    "tail",
+    arg("pid", type=int, help="internal pid"),
+    arg("label", nargs="?", help="output label (default: the process's first, e.g. stdout)"),
+    arg("--feed", choices=("continuous", "eventsource"), default="continuous"),
+    arg("--heartbeat", type=int, default=0, metavar="N", help="seconds between heartbeats"),
+)
+def tail(ctx: Context, args: argparse.Namespace) -> int:
+    """Follow a process's output until it exits or Ctrl-C.
+
+    The continuous feed (default) writes the bytes exactly as the process
+    wrote them; the eventsource feed prints one line per chunk (with --json:
+    one {"event", "data", "id"} object per line).
+    """
+    label = args.label
+    if label is None:
+        labels = ctx.client.get_process_by_pid(args.pid).get("redirect_output") or ["stdout"]
+        label = labels[0]
+    if args.feed == "eventsource":
+        with ctx.client.stream(args.pid, label, "eventsource", heartbeat=args.heartbeat) as events:
+            for event in events:
+                data = {"event": event.event, "data": event.data, "id": event.id}
+                ctx.emit(event.data, data)
+        return EXIT_OK
+    sink = sys.stdout.buffer if ctx.out is sys.stdout else None
+    with ctx.client.stream(args.pid, label, "continuous", heartbeat=args.heartbeat) as chunks:
+        for chunk in chunks:
+            if ctx.as_json:
+                ctx.emit(None, {"data": chunk.decode("utf-8", "replace")})
+            elif sink is not None:
+                sink.write(chunk)
+                sink.flush()
+            else:
+                ctx.out.write(chunk.decode("utf-8", "replace"))
+                ctx.out.flush()
+    return EXIT_OK
+
+
+@command(
+    "send",
+    arg("pid", type=int, help="internal pid (its template needs redirect_input)"),
+    arg("data", nargs="?", help="text to send; without it, stdin is sent as-is"),
+    arg("-n", "--no-newline", action="store_true", help="do not add a newline after DATA"),
+)
+def send(ctx: Context, args: argparse.Namespace) -> int:
+    """Write DATA and a newline (or all of stdin) to a process's stdin."""
+    if args.data is None:
+        payload = sys.stdin.buffer.read()
+    else:
+        payload = args.data.encode() + (b"" if args.no_newline else b"\n")
+    ctx.client.write_stdin(args.pid, payload)
+    ctx.emit("ok", OK)
+    return EXIT_OK
+
+
+@command("version")
+def version(ctx: Context, args: argparse.Namespace) -> int:
+    """Print the version gafferd reports: "gaffer (version X)"."""
+    value = ctx.client.version()
+    ctx.emit(f"gaffer (version {value})", {"version": value})
+    return EXIT_OK
+
+
+# -- parsing -----------------------------------------------------------------
+
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    arg(
+        "--connect",
+        metavar="URL",
+        default=DEFAULT_URL,
+        help="gafferd: http://, https:// or unix:/path",
+    ),
+    arg("--certfile", metavar="FILE", help="client certificate (PEM) for https"),
+    arg("--keyfile", metavar="FILE", help="key of --certfile, if not in the same file"),
+    arg("--cafile", metavar="FILE", help="CA bundle that signed gafferd's certificate"),
+    arg("--timeout", type=float, default=30.0, metavar="SECONDS", help="wait for answers"),
+    arg("--json", action="store_true", default=False, help="machine-readable output"),
+)
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Global options work before and after the command; after it they are hidden and
+    default to SUPPRESS so they do not overwrite what was given before it."""
+    for flags, options in GLOBAL_OPTIONS:
+        if top:
+            parser.add_argument(*flags, **options)
+        else:
+            hidden = {**options, "default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
+            parser.add_argument(*flags, **hidden)
+
+
+def build_parser() -> tuple[CliParser, dict[str, argparse.ArgumentParser]]:
+    """The root parser and one sub-parser per command (for ``help <command>``)."""
+    listing = "\n".join(f"  {name:<15} {COMMANDS[name].summary}" for name in sorted(COMMANDS))
+    parser = CliParser(
+        prog=PROG,
+        description="Control a running gafferd over its HTTP API.",
+        epilog=f"commands:\n{listing}\n  {'help':<15} Show the description of a command.\n\n"
+        "exit codes: 0 ok, 1 refused by gafferd, 2 bad usage, 3 gafferd unreachable",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_global_options(parser, top=True)
+    parser.add_argument(
+        "-v", "--version", action="version", version=f"{PROG} (version {__version__})"
+    )
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="<command>", help="one of the commands below"
+    )
+    by_name: dict[str, argparse.ArgumentParser] = {}
+    for cmd in COMMANDS.values():
+        sub = subparsers.add_parser(
+            cmd.name,
+            description=cmd.description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        for flags, options in cmd.arguments:
+            sub.add_argument(*flags, **options)
+        if cmd.name == "watch":
+            add_colour_flags(sub)
+        _add_global_options(sub, top=False)
+        by_name[cmd.name] = sub
+    help_parser = subparsers.add_parser("help", description="Show the description of a command.")
+    help_parser.add_argument("topic", nargs="?", metavar="command")
+    return parser, by_name
+
+
+def run(args: argparse.Namespace) -> int:
+    """Connect and run the parsed command; errors propagate to ``main``."""
+    if args.keyfile and not args.certfile:
+        raise UsageError("--keyfile needs --certfile")
+    try:
+        client = Client(
+            args.connect,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
+            cafile=args.cafile,
+            timeout=args.timeout,
+        )
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    with client:
+        return COMMANDS[args.command].handler(Context(client, sys.stdout, args.json), args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gafferctl`` console script; returns the exit code."""
+    parser, by_name = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            sys.stderr.write(parser.format_help())
+            return EXIT_USAGE
+        if args.command == "help":
+            if args.topic is None:
+                sys.stdout.write(parser.format_help())
+            elif args.topic in by_name:
+                sys.stdout.write(by_name[args.topic].format_help())
+            else:
+                raise UsageError(f"unknown command {args.topic!r} (try '{PROG} help')")
+            return EXIT_OK
+        return run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C is how watch and tail are meant to end.
+        return EXIT_OK if args.command in ("watch", "tail") else 130
+    except BrokenPipeError:
+        silence_broken_pipe()
+        return EXIT_OK
+    except (GafferError, UsageError, CommandFailed) as exc:
+        sys.stderr.write(error_line(PROG, exc) + "\n")
+        return exit_code_for(exc)
+    except Exception as exc:  # never a traceback: one line, and the type to report it
+        sys.stderr.write(f"{PROG}: internal error: {type(exc).__name__}: {exc}\n")
+        return EXIT_REFUSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,669 @@
+"""A typed, synchronous client for gafferd's HTTP API (spec sections 3, 4 and 14).
+
+Both CLIs and the tests talk to gafferd only through this module, so it is the
+one place that knows URLs, query parameters and error bodies. Server errors come
+back as the package's own ``GafferError`` classes (looked up by the ``error``
+code of the body), so callers handle a refused request the same way whether it
+happened in-process or over HTTP; a daemon that cannot be reached at all is a
+``ServerUnreachable`` naming the address.
+
+Feeds (streams, ``/watch``, stats) are returned already opened: the request has
+been answered by the time the call returns, so a caller knows its subscription
+exists before it makes something happen, and a refused feed raises at once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import ssl
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar, cast, overload
+from urllib.parse import quote
+
+import httpx
+
+from . import errors
+from .errors import GafferError
+
+if TYPE_CHECKING:
+    import websocket as websocket_client
+
+__all__ = [
+    "Client",
+    "Feed",
+    "SSEEvent",
+    "SSEParser",
+    "ServerUnreachable",
+    "Status",
+    "StreamSocket",
+    "error_from_body",
+    "signal_number",
+]
+
+DEFAULT_URL = "http://127.0.0.1:5000"
+FeedName = Literal["longpoll", "continuous", "eventsource"]
+T = TypeVar("T")
+
+
+class ServerUnreachable(GafferError):
+    """gafferd could not be reached (refused, timed out, connection lost) at ``address``."""
+
+    status, code = 503, "server_unreachable"
+
+    def __init__(self, address: str, reason: str = "") -> None:
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"cannot reach gafferd at {address}{detail}")
+        self.address = address
+
+
+class Status(TypedDict):
+    """The body of ``GET /status/<name>`` (spec 4.9)."""
+
+    active: bool
+    running: int
+    max_processes: int
+
+
+# code -> class, from the catalogue in errors.py, so the catalogue lives in one place.
+_ERRORS_BY_CODE: dict[str, type[GafferError]] = {
+    cls.code: cls
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, GafferError) and cls is not errors.ConfigError
+}
+
+
+def error_from_body(status: int, body: Any, context: str = "") -> GafferError:
+    """The ``GafferError`` for an error response; unknown codes keep the server's code."""
+    code = body.get("error") if isinstance(body, dict) else None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    message = str(reason) if reason else context
+    if not isinstance(code, str):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, f"http_{status}")
+    cls = _ERRORS_BY_CODE.get(code)
+    if cls is not None:
+        return cls(message)
+    error = GafferError(message or code)
+    error.status, error.code = status, code
+    return error
+
+
+def signal_number(sig: int | str) -> int:
+    """``15``, ``"15"``, ``"term"``, ``"SIGTERM"`` -> 15; anything else is a ValueError.
+
+    The API wants numbers (spec 12, ``kill``): names are converted here, on the client.
+    """
+    if isinstance(sig, int):
+        return sig
+    text = sig.strip()
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ValueError(f"unknown signal {sig!r}") from None
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    """One server-sent event: the ``event`` name, its ``data`` and the last ``id`` seen."""
+
+    event: str
+    data: str
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEParser:
+    """Incremental ``text/event-stream`` parser following the WHATWG rules.
+
+    Lines end at CRLF, LF or CR (a CR at the end of one chunk and an LF at the
+    start of the next are one line end); ``:`` lines are comments; ``data``
+    lines are joined with ``\\n``; a blank line dispatches; an event without
+    data is not dispatched. Heartbeat newlines therefore produce nothing.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._skip_lf = False
+        self._first_line = True
+        self._event = ""
+        self._data: list[str] = []
+        self._last_id: str | None = None
+        self._retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Parse a chunk of bytes and return the events it completed."""
+        if self._skip_lf and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._skip_lf = False
+        self._buffer += chunk
+        events: list[SSEEvent] = []
+        start = 0
+        while True:
+            cr, lf = self._buffer.find(b"\r", start), self._buffer.find(b"\n", start)
+            ends = [i for i in (cr, lf) if i >= 0]
+            if not ends:
+                break
+            end = min(ends)
+            line = self._buffer[start:end]
+            if self._buffer[end : end + 1] == b"\r":
+                if end + 1 == len(self._buffer):
+                    self._skip_lf = True  # the LF of this CRLF may be in the next chunk
+                elif self._buffer[end + 1 : end + 2] == b"\n":
+                    end += 1
+            start = end + 1
+            event = self._line(line.decode("utf-8", "replace"))
+            if event is not None:
+                events.append(event)
+        self._buffer = self._buffer[start:]
+        return events
+
+    def _line(self, line: str) -> SSEEvent | None:
+        if self._first_line:
+            self._first_line = False
+            line = line.removeprefix("\ufeff")
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id" and "\0" not in value:
+            self._last_id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
+        return None
+
+    def _dispatch(self) -> SSEEvent | None:
+        event, data = self._event or "message", self._data
+        self._event, self._data = "", []
+        if not data:
+            return None
+        return SSEEvent(event, "\n".join(data), self._last_id, self._retry)
+
+
+class Feed(Generic[T]):
+    """An open streaming response; iterate it for items, close it (or use ``with``) when done.
+
+    The iteration ends when the server ends the response (for streams: the
+    process exited). A connection lost midway raises ``ServerUnreachable``.
+    """
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        items: Callable[[Iterator[bytes]], Iterator[T]],
+        address: str,
+    ) -> None:
+        self.response = response
+        self._address = address
+        self._items = items(self._chunks())
+
+    def _chunks(self) -> Iterator[bytes]:
+        try:
+            yield from self.response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(self._address, _describe(exc)) from exc
+        finally:
+            self.response.close()
+
+    def __iter__(self) -> Iterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        return next(self._items)
+
+    def close(self) -> None:
+        self.response.close()
+
+    def __enter__(self) -> Feed[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _sse_events(chunks: Iterator[bytes]) -> Iterator[SSEEvent]:
+    parser = SSEParser()
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+
+
+def _raw(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    return (chunk for chunk in chunks if chunk)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0] if text else text
+
+
+class StreamSocket:
+    """A websocket on ``/wstreams/<pid>``: messages in are stdin, messages out are output."""
+
+    def __init__(self, ws: websocket_client.WebSocket) -> None:
+        self.ws = ws
+
+    def send(self, data: bytes | str) -> None:
+        """Write ``data`` to the process's stdin (no newline is added)."""
+        if isinstance(data, bytes):
+            self.ws.send_binary(data)
+        else:
+            self.ws.send_text(data)
+
+    def recv(self) -> str | None:
+        """The next output chunk, or None once the server closed the socket."""
+        import websocket as websocket_client
+
+        try:
+            opcode, data = self.ws.recv_data()
+        except websocket_client.WebSocketConnectionClosedException:
+            return None
+        if opcode == websocket_client.ABNF.OPCODE_CLOSE:
+            return None
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def __enter__(self) -> StreamSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _segment(value: str | int) -> str:
+    return quote(str(value), safe="")
+
+
+class Client:
+    """gafferd over ``http://``, ``https://`` or ``unix:/path/to.sock``.
+
+    ``certfile``/``keyfile`` are a client certificate; ``cafile`` is the CA
+    that signed the server's certificate (``verify=False`` skips the check).
+    Proxy environment variables are ignored: a control connection to a daemon
+    must go where it was told to.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        cafile: str | None = None,
+        verify: bool = True,
+        timeout: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._ssl: ssl.SSLContext | None = None
+        self._uds: str | None = None
+        if url.startswith("unix:"):
+            self._uds = url.removeprefix("unix:").removeprefix("//")
+            base = "http://localhost"
+            transport = httpx.HTTPTransport(uds=self._uds)
+        elif url.startswith(("http://", "https://")):
+            base = url.rstrip("/")
+            if url.startswith("https://"):
+                self._ssl = _ssl_context(certfile, keyfile, cafile, verify)
+            transport = httpx.HTTPTransport(verify=self._ssl or True)
+        else:
+            raise ValueError(f"unsupported gafferd address {url!r} (http://, https:// or unix:)")
+        self._base = base
+        self._http = httpx.Client(
+            base_url=base,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            headers={"Accept": "application/json"},
+            trust_env=False,
+        )
+
+    # -- plumbing ------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        body: Any = None,
+        content: bytes | None = None,
+        ok_statuses: Iterable[int] = (),
+    ) -> httpx.Response:
+        """Send one request; a 4xx/5xx (not in ``ok_statuses``) raises its ``GafferError``."""
+        if body is not None:
+            content = json.dumps(body).encode()
+        elif content is None and method in ("POST", "PUT", "PATCH"):
+            content = b""  # spec 14: bodiless writes still send an (empty) body
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        try:
+            response = self._http.request(
+                method, path, params=params, content=content, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(self.url, _describe(exc)) from exc
+        if response.status_code >= 400 and response.status_code not in ok_statuses:
+            raise self._error(response, f"{method} {path}")
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise GafferError(f"{method} {path}: the server sent invalid JSON") from exc
+
+    @staticmethod
+    def _error(response: httpx.Response, context: str) -> GafferError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return error_from_body(response.status_code, body, context)
+
+    def _open_feed(
+        self,
+        path: str,
+        params: dict[str, str | int],
+        heartbeat: int,
+        items: Callable[[Iterator[bytes]], Iterator[T]],
+    ) -> Feed[T]:
+        # A silent server is noticed after two missed heartbeats; without heartbeats, wait.
+        read = None if heartbeat <= 0 else 2.0 * heartbeat + 5.0
+        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0), read=read)
+        request = self._http.build_request("GET", path, params=params, timeout=timeout)
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(self.url, _describe(exc)) from exc
+        if response.status_code >= 400:
+            try:
+                response.read()
+            finally:
+                response.close()
+            raise self._error(response, f"GET {path}")
+        return Feed(response, items, self.url)
+
+    # -- server --------------------------------------------------------------
+
+    def version(self) -> str:
+        """The server's version string (``GET /``)."""
+        return str(self._json("GET", "/")["version"])
+
+    def ping(self) -> bool:
+        """True when ``GET /ping`` answers ``OK``."""
+        return self.request("GET", "/ping").text.strip() == "OK"
+
+    # -- templates -----------------------------------------------------------
+
+    def processes(self) -> list[str]:
+        """Template names in creation order."""
+        return cast(list[str], self._json("GET", "/processes"))
+
+    def running(self) -> list[int]:
+        """Internal pids of every running OS process, in spawn order."""
+        return cast(list[int], self._json("GET", "/processes", params={"running": "true"}))
+
+    def get_process(self, name: str) -> dict[str, Any]:
+        """The template as stored: name, cmd and exactly the keys it was created with."""
+        return cast(dict[str, Any], self._json("GET", f"/processes/{_segment(name)}"))
+
+    def get_process_by_pid(self, pid: int) -> dict[str, Any]:
+        """The template that owns running internal ``pid``."""
+        return cast(dict[str, Any], self._json("GET", f"/processes/{int(pid)}"))
+
+    def is_process(self, name_or_pid: str | int) -> bool:
+        """HEAD: does the template exist (name), or is the process running (pid)?"""
+        path = f"/processes/{_segment(name_or_pid)}"
+        return self.request("HEAD", path, ok_statuses=(404,)).status_code == 200
+
+    def create_process(self, body: dict[str, Any]) -> None:
+        """``POST /processes`` with a full template body (``start`` defaults to true)."""
+        self.request("POST", "/processes", body=body)
+
+    def add_process(self, name: str, cmd: str, *, start: bool = True, **settings: Any) -> None:
+        """Create template ``name``; raises ``Conflict`` if it exists."""
+        self.create_process({"name": name, "cmd": cmd, "start": start, **settings})
+
+    def update_process(self, name: str, cmd: str, *, create: bool = False, **settings: Any) -> None:
+        """``PUT /processes/<name>``: replace the template and restart it (spec 4.5 [R]).
+
+        With ``create=True`` a missing template is created instead, like the
+        original client's update.
+        """
+        if create and not self.is_process(name):
+            self.add_process(name, cmd, **settings)
+            return
+        body = {"cmd": cmd, **settings}
+        self.request("PUT", f"/processes/{_segment(name)}", body=body)
+
+    def remove_process(self, name: str) -> None:
+        """Stop and remove a template."""
+        self.request("DELETE", f"/processes/{_segment(name)}")
+
+    def _action(self, name: str, action: str, arg: str | int | None = None) -> Any:
+        path = f"/processes/{_segment(name)}/{action}"
+        if arg is not None:
+            path += f"/{_segment(arg)}"
+        return self._json("POST", path)
+
+    def start_process(self, name: str) -> None:
+        self._action(name, "_start")
+
+    def stop_process(self, name: str) -> None:
+        self._action(name, "_stop")
+
+    def restart_process(self, name: str) -> None:
+        self._action(name, "_restart")
+
+    def add(self, name: str, n: int = 1) -> int:
+        """numprocesses += n; returns the new numprocesses."""
+        return int(self._action(name, "_add", int(n))["numprocesses"])
+
+    def sub(self, name: str, n: int = 1) -> int:
+        """numprocesses -= n (the server clamps at 0); returns the new numprocesses."""
+        return int(self._action(name, "_sub", int(n))["numprocesses"])
+
+    def send_signal(self, name_or_pid: str | int, sig: int | str) -> None:
+        """Signal every process of a template, or one process by internal pid."""
+        self._action(str(name_or_pid), "_signal", signal_number(sig))
+
+    def pids(self, name: str) -> list[int]:
+        """Internal pids of the template's running processes, oldest first."""
+        body = self._json("GET", f"/processes/{_segment(name)}/_pids")
+        return cast(list[int], body["pids"])
+
+    def status(self, name: str) -> Status:
+        return cast(Status, self._json("GET", f"/status/{_segment(name)}"))
+
+    def stop_pid(self, pid: int) -> None:
+        """Stop one OS process; the template respawns a replacement (spec 4.6)."""
+        self._json("POST", f"/processes/{int(pid)}/_stop")
+
+    def rotate_logs(self, name: str) -> dict[str, Any]:
+        """Reopen the template's log files (our extension: ``_rotate``)."""
+        return cast(dict[str, Any], self._action(name, "_rotate"))
+
+    def logs(self, name: str, label: str = "stdout", tail: int | None = None) -> bytes:
+        """The end of a template's log file (our extension: ``GET .../_logs``)."""
+        params: dict[str, str | int] = {"label": label}
+        if tail is not None:
+            params["tail"] = tail
+        return self.request("GET", f"/processes/{_segment(name)}/_logs", params=params).content
+
+    # -- groups --------------------------------------------------------------
+
+    def groups(self) -> list[str]:
+        return cast(list[str], self._json("GET", "/groups"))
+
+    def get_group(self, group: str) -> list[str]:
+        """Template names in the group, in insertion order."""
+        return cast(list[str], self._json("GET", f"/groups/{_segment(group)}"))
+
+    def start_group(self, group: str) -> None:
+        self._json("POST", f"/groups/{_segment(group)}/_start")
+
+    def stop_group(self, group: str) -> None:
+        self._json("POST", f"/groups/{_segment(group)}/_stop")
+
+    def restart_group(self, group: str) -> None:
+        self._json("POST", f"/groups/{_segment(group)}/_restart")
+
+    def remove_group(self, group: str) -> None:
+        self._json("DELETE", f"/groups/{_segment(group)}")
+
+    # -- stats ---------------------------------------------------------------
+
+    @overload
+    def stats(self) -> list[dict[str, Any]]: ...
+    @overload
+    def stats(self, name: str) -> dict[str, Any]: ...
+    @overload
+    def stats(self, name: str, pid: int) -> dict[str, Any]: ...
+    def stats(self, name: str | None = None, pid: int | None = None) -> Any:
+        """All templates' stats, one template's (spec 9.2), or one process's (9.1)."""
+        path = "/stats"
+        if name is not None:
+            path += f"/{_segment(name)}"
+            if pid is not None:
+                path += f"/{int(pid)}"
+        return self._json("GET", path)
+
+    def stats_feed(
+        self, name: str, pid: int | None = None, *, heartbeat: int = 30
+    ) -> Feed[dict[str, Any]]:
+        """Periodic ``stat`` events of a template's (or one) process(es), as dicts."""
+        path = f"/stats/{_segment(name)}" + (f"/{int(pid)}" if pid is not None else "")
+        params: dict[str, str | int] = {"feed": "eventsource", "heartbeat": heartbeat}
+
+        def items(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
+            for event in _sse_events(chunks):
+                yield cast(dict[str, Any], json.loads(event.data))
+
+        return self._open_feed(path, params, heartbeat, items)
+
+    # -- streams -------------------------------------------------------------
+
+    @overload
+    def stream(
+        self,
+        pid: int,
+        label: str = ...,
+        feed: Literal["continuous", "longpoll"] = ...,
+        *,
+        heartbeat: int = ...,
+        **query: str | int,
+    ) -> Feed[bytes]: ...
+    @overload
+    def stream(
+        self,
+        pid: int,
+        label: str,
+        feed: Literal["eventsource"],
+        *,
+        heartbeat: int = ...,
+        **query: str | int,
+    ) -> Feed[SSEEvent]: ...
+    def stream(
+        self,
+        pid: int,
+        label: str = "stdout",
+        feed: FeedName = "continuous",
+        *,
+        heartbeat: int = 30,
+        **query: str | int,
+    ) -> Feed[bytes] | Feed[SSEEvent]:
+        """Follow output ``label`` of internal ``pid``: raw chunks, or SSE events.
+
+        With ``continuous`` each item is one pipe read as bytes (a heartbeat is
+        a lone ``b"\\n"``; pass ``heartbeat=0`` for the exact output). With
+        ``eventsource`` each item is an ``SSEEvent`` named after the label.
+        """
+        path = f"/streams/{int(pid)}/{_segment(label)}"
+        params: dict[str, str | int] = {"feed": feed, "heartbeat": heartbeat, **query}
+        if feed == "eventsource":
+            return self._open_feed(path, params, heartbeat, _sse_events)
+        return self._open_feed(path, params, heartbeat, _raw)
+
+    def write_stdin(self, pid: int, data: bytes) -> None:
+        """Queue ``data`` for the process's stdin, as-is (no newline added)."""
+        self.request("POST", f"/streams/{int(pid)}/stdin", content=data)
+
+    def watch(self, pattern: str = ".", *, heartbeat: int = 60) -> Feed[tuple[str, dict[str, Any]]]:
+        """Events matching ``pattern`` (spec 6.3, matched here) as ``(name, payload)``."""
+        from .events import matches  # the one implementation of the matching rules
+
+        def items(chunks: Iterator[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
+            for event in _sse_events(chunks):
+                if matches(pattern, event.event):
+                    yield event.event, cast(dict[str, Any], json.loads(event.data))
+
+        params: dict[str, str | int] = {"feed": "eventsource", "heartbeat": heartbeat}
+        return self._open_feed("/watch", params, heartbeat, items)
+
+    def websocket(self, pid: int, *, timeout: float | None = None) -> StreamSocket:
+        """A websocket on ``/wstreams/<pid>`` (needs the ``websocket-client`` package)."""
+        try:
+            import websocket as websocket_client
+        except ImportError:
+            raise ImportError(
+                "Client.websocket needs the websocket-client package (pip install websocket-client)"
+            ) from None
+        options: dict[str, Any] = {"timeout": timeout}
+        if self._uds is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(self._uds)
+            except OSError as exc:
+                sock.close()
+                raise ServerUnreachable(self.url, _describe(exc)) from exc
+            options["socket"] = sock
+            url = f"ws://localhost/wstreams/{int(pid)}"
+        else:
+            url = "ws" + self._base.removeprefix("http") + f"/wstreams/{int(pid)}"
+            if self._ssl is not None:
+                # Repeat the context's own settings: websocket-client rewrites them otherwise.
+                options["sslopt"] = {
+                    "context": self._ssl,
+                    "cert_reqs": self._ssl.verify_mode,
+                    "check_hostname": self._ssl.check_hostname,
+                }
+        try:
+            ws = websocket_client.create_connection(url, **options)
+        except (OSError, websocket_client.WebSocketException) as exc:
+            raise ServerUnreachable(self.url, _describe(exc)) from exc
+        return StreamSocket(ws)
+
+
+def _ssl_context(
+    certfile: str | None, keyfile: str | None, cafile: str | None, verify: bool
+) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=cafile) if cafile else httpx.create_ssl_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if certfile:
+        context.load_cert_chain(certfile, keyfile)
+    return context
