@@ -13,7 +13,8 @@ import os
 import re
 import sys
 import zlib
-from typing import NoReturn, TextIO
+from collections.abc import Iterable
+from typing import Any, NoReturn, TextIO
 
 from ..errors import GafferError
 
@@ -85,17 +86,21 @@ def paint(text: str, colour: str | None, enabled: bool) -> str:
     return f"\033[{colour}m{text}\033[0m"
 
 
-def add_colour_flags(parser: argparse.ArgumentParser) -> None:
-    """``--colorize`` / ``--no-color``; the default (None) means "if stdout is a tty"."""
+def add_colour_flags(parser: argparse.ArgumentParser, *, hidden: bool = False) -> None:
+    """``--colorize`` / ``--no-color``; the default (None) means "if stdout is a tty".
+
+    ``hidden`` repeats them on a command's parser without overriding the root's value.
+    """
     group = parser.add_mutually_exclusive_group()
+    default = argparse.SUPPRESS if hidden else None
     group.add_argument(
         "--colorize",
         "--color",
         dest="colour",
         action="store_const",
         const=True,
-        default=None,
-        help="colour the output even when it is not a terminal",
+        default=default,
+        help=argparse.SUPPRESS if hidden else "colour the output even when it is not a terminal",
     )
     group.add_argument(
         "--no-color",
@@ -103,8 +108,32 @@ def add_colour_flags(parser: argparse.ArgumentParser) -> None:
         dest="colour",
         action="store_const",
         const=False,
-        help="never colour the output (also: NO_COLOR in the environment)",
+        default=default,
+        help=argparse.SUPPRESS if hidden else "never colour (also: NO_COLOR in the environment)",
     )
+
+
+Option = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def option(*flags: str, **settings: Any) -> Option:
+    """An ``add_argument`` call kept as data, so a table of options can be reused."""
+    return flags, settings
+
+
+def add_global_options(
+    parser: argparse.ArgumentParser, options: Iterable[Option], *, top: bool
+) -> None:
+    """Global options work before and after the command.
+
+    On the root parser they are ordinary; on each command's parser they are
+    hidden and default to SUPPRESS, so a value given before the command is not
+    overwritten by the sub-parser's default.
+    """
+    for flags, settings in options:
+        if not top:
+            settings = {**settings, "default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
+        parser.add_argument(*flags, **settings)
 
 
 def silence_broken_pipe() -> None:

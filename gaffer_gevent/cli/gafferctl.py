@@ -25,11 +25,14 @@ from . import (
     EXIT_USAGE,
     CliParser,
     CommandFailed,
+    Option,
     UsageError,
     add_colour_flags,
+    add_global_options,
     colour_for,
     error_line,
     exit_code_for,
+    option,
     paint,
     silence_broken_pipe,
     want_colour,
@@ -44,7 +47,7 @@ Handler = Callable[["Context", argparse.Namespace], int]
 class Command:
     name: str
     handler: Handler
-    arguments: tuple[tuple[tuple[str, ...], dict[str, Any]], ...]
+    arguments: tuple[Option, ...]
 
     @property
     def summary(self) -> str:
@@ -58,13 +61,7 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
-    return flags, options
-
-
-def command(
-    name: str, *arguments: tuple[tuple[str, ...], dict[str, Any]]
-) -> Callable[[Handler], Handler]:
+def command(name: str, *arguments: Option) -> Callable[[Handler], Handler]:
     """Register a command; its docstring is both the summary line and ``help <command>``."""
 
     def register(handler: Handler) -> Handler:
@@ -93,13 +90,13 @@ class Context:
         self.out.flush()
 
 
-NAME = arg("name", help="template name")
+NAME = option("name", help="template name")
 OK = {"ok": True}
 
 # -- templates ---------------------------------------------------------------
 
 
-@command("processes", arg("--running", action="store_true", help="list running pids instead"))
+@command("processes", option("--running", action="store_true", help="list running pids instead"))
 def processes(ctx: Context, args: argparse.Namespace) -> int:
     """List template names, one per line (--running: the running internal pids)."""
     ctx.emit(ctx.client.running() if args.running else ctx.client.processes())
@@ -113,9 +110,11 @@ def _template_body(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-START = arg("--start", action="store_true", help="start the processes at once")
-CMD = arg("cmd", help="program to run (shell-lexed when no ARGS follow)")
-ARGS = arg("args", nargs="*", default=[], help="arguments (put -- before ones that start with -)")
+START = option("--start", action="store_true", help="start the processes at once")
+CMD = option("cmd", help="program to run (shell-lexed when no ARGS follow)")
+ARGS = option(
+    "args", nargs="*", default=[], help="arguments (put -- before ones that start with -)"
+)
 
 
 @command("add_process", START, NAME, CMD, ARGS)
@@ -129,7 +128,7 @@ def add_process(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@command("load_process", START, arg("file", help="JSON file with the template, or - for stdin"))
+@command("load_process", START, option("file", help="JSON file with the template, or - for stdin"))
 def load_process(ctx: Context, args: argparse.Namespace) -> int:
     """Create a template from a JSON object with at least name and cmd.
 
@@ -157,29 +156,23 @@ def load_process(ctx: Context, args: argparse.Namespace) -> int:
 
 @command(
     "update_process",
-    arg(
-        "--start",
-        dest="start",
-        action="store_const",
-        const=True,
-        default=None,
-        help=argparse.SUPPRESS,
-    ),
-    arg("--no-start", dest="start", action="store_const", const=False, help="leave it stopped"),
+    option("--no-start", dest="start", action="store_false", help="leave it stopped afterwards"),
     NAME,
     CMD,
     ARGS,
 )
 def update_process(ctx: Context, args: argparse.Namespace) -> int:
-    """Replace a template's command and settings (PUT /processes/<name>).
+    """Change a template's command (PUT /processes/<name>); prints ok.
 
-    Its processes are stopped and new ones started with the new command,
-    unless --no-start.
+    Its other settings are kept (read first with GET). Its processes are
+    stopped and new ones started with the new command, unless --no-start.
     """
-    body = _template_body(args)
+    current = ctx.client.get_process(args.name)
+    body = {k: v for k, v in current.items() if k not in ("name", "group", "args")}
+    body.update(_template_body(args))
     del body["name"]
-    if args.start is not None:
-        body["start"] = args.start
+    if not args.start:
+        body["start"] = False
     ctx.client.update_process(args.name, **body)
     ctx.emit("ok", OK)
     return EXIT_OK
@@ -226,7 +219,7 @@ _simple(
     Client.restart_process,
 )
 
-COUNT = arg("n", nargs="?", type=int, default=1, help="how many (default 1)")
+COUNT = option("n", nargs="?", type=int, default=1, help="how many (default 1)")
 
 
 @command("add", NAME, COUNT)
@@ -278,8 +271,8 @@ def pids(ctx: Context, args: argparse.Namespace) -> int:
 
 @command(
     "kill",
-    arg("target", metavar="name_or_pid", help="template name, or internal pid"),
-    arg("signal", help="number or name: 15, TERM, SIGTERM, hup"),
+    option("target", metavar="name_or_pid", help="template name, or internal pid"),
+    option("signal", help="number or name: 15, TERM, SIGTERM, hup"),
 )
 def kill(ctx: Context, args: argparse.Namespace) -> int:
     """Send a signal to every process of a template, or to one internal pid."""
@@ -294,14 +287,14 @@ def kill(ctx: Context, args: argparse.Namespace) -> int:
 
 # -- feeds -------------------------------------------------------------------
 
-HEARTBEAT = arg(
+HEARTBEAT = option(
     "--heartbeat", type=int, default=60, metavar="N", help="seconds between heartbeats (0: none)"
 )
 
 
 @command(
     "watch",
-    arg("pattern", nargs="?", default=".", help="event pattern, e.g. proc.web (default: all)"),
+    option("pattern", nargs="?", default=".", help="event pattern, e.g. proc.web (default: all)"),
     HEARTBEAT,
 )
 def watch(ctx: Context, args: argparse.Namespace) -> int:
@@ -330,10 +323,10 @@ def watch(ctx: Context, args: argparse.Namespace) -> int:
 
 @command(
     "tail",
-    arg("pid", type=int, help="internal pid"),
-    arg("label", nargs="?", help="output label (default: the process's first, e.g. stdout)"),
-    arg("--feed", choices=("continuous", "eventsource"), default="continuous"),
-    arg("--heartbeat", type=int, default=0, metavar="N", help="seconds between heartbeats"),
+    option("pid", type=int, help="internal pid"),
+    option("label", nargs="?", help="output label (default: the process's first, e.g. stdout)"),
+    option("--feed", choices=("continuous", "eventsource"), default="continuous"),
+    option("--heartbeat", type=int, default=0, metavar="N", help="seconds between heartbeats"),
 )
 def tail(ctx: Context, args: argparse.Namespace) -> int:
     """Follow a process's output until it exits or Ctrl-C.
@@ -368,9 +361,9 @@ def tail(ctx: Context, args: argparse.Namespace) -> int:
 
 @command(
     "send",
-    arg("pid", type=int, help="internal pid (its template needs redirect_input)"),
-    arg("data", nargs="?", help="text to send; without it, stdin is sent as-is"),
-    arg("-n", "--no-newline", action="store_true", help="do not add a newline after DATA"),
+    option("pid", type=int, help="internal pid (its template needs redirect_input)"),
+    option("data", nargs="?", help="text to send; without it, stdin is sent as-is"),
+    option("-n", "--no-newline", action="store_true", help="do not add a newline after DATA"),
 )
 def send(ctx: Context, args: argparse.Namespace) -> int:
     """Write DATA and a newline (or all of stdin) to a process's stdin."""
@@ -393,30 +386,19 @@ def version(ctx: Context, args: argparse.Namespace) -> int:
 
 # -- parsing -----------------------------------------------------------------
 
-GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
-    arg(
+GLOBAL_OPTIONS = (
+    option(
         "--connect",
         metavar="URL",
         default=DEFAULT_URL,
         help="gafferd: http://, https:// or unix:/path",
     ),
-    arg("--certfile", metavar="FILE", help="client certificate (PEM) for https"),
-    arg("--keyfile", metavar="FILE", help="key of --certfile, if not in the same file"),
-    arg("--cafile", metavar="FILE", help="CA bundle that signed gafferd's certificate"),
-    arg("--timeout", type=float, default=30.0, metavar="SECONDS", help="wait for answers"),
-    arg("--json", action="store_true", default=False, help="machine-readable output"),
+    option("--certfile", metavar="FILE", help="client certificate (PEM) for https"),
+    option("--keyfile", metavar="FILE", help="key of --certfile, if not in the same file"),
+    option("--cafile", metavar="FILE", help="CA bundle that signed gafferd's certificate"),
+    option("--timeout", type=float, default=30.0, metavar="SECONDS", help="wait for answers"),
+    option("--json", action="store_true", default=False, help="machine-readable output"),
 )
-
-
-def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """Global options work before and after the command; after it they are hidden and
-    default to SUPPRESS so they do not overwrite what was given before it."""
-    for flags, options in GLOBAL_OPTIONS:
-        if top:
-            parser.add_argument(*flags, **options)
-        else:
-            hidden = {**options, "default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
-            parser.add_argument(*flags, **hidden)
 
 
 def build_parser() -> tuple[CliParser, dict[str, argparse.ArgumentParser]]:
@@ -429,7 +411,7 @@ def build_parser() -> tuple[CliParser, dict[str, argparse.ArgumentParser]]:
         "exit codes: 0 ok, 1 refused by gafferd, 2 bad usage, 3 gafferd unreachable",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_global_options(parser, top=True)
+    add_global_options(parser, GLOBAL_OPTIONS, top=True)
     parser.add_argument(
         "-v", "--version", action="version", version=f"{PROG} (version {__version__})"
     )
@@ -447,7 +429,7 @@ def build_parser() -> tuple[CliParser, dict[str, argparse.ArgumentParser]]:
             sub.add_argument(*flags, **options)
         if cmd.name == "watch":
             add_colour_flags(sub)
-        _add_global_options(sub, top=False)
+        add_global_options(sub, GLOBAL_OPTIONS, top=False)
         by_name[cmd.name] = sub
     help_parser = subparsers.add_parser("help", description="Show the description of a command.")
     help_parser.add_argument("topic", nargs="?", metavar="command")
