@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar, cast, overload
 from urllib.parse import quote
 
+import httpcore
 import httpx
+from httpcore._backends.sync import SyncStream
 
 from . import errors
 from .errors import GafferError
@@ -313,7 +315,7 @@ class Client:
         if url.startswith("unix:"):
             self._uds = url.removeprefix("unix:").removeprefix("//")
             base = "http://localhost"
-            transport = httpx.HTTPTransport(uds=self._uds)
+            transport = _unix_transport(self._uds)
         elif url.startswith(("http://", "https://")):
             base = url.rstrip("/")
             if url.startswith("https://"):
@@ -655,6 +657,37 @@ class Client:
         except (OSError, websocket_client.WebSocketException) as exc:
             raise ServerUnreachable(self.url, _describe(exc)) from exc
         return StreamSocket(ws)
+
+
+class _ClosingBackend(httpcore.SyncBackend):
+    """httpcore 1.0.9 leaves the socket open when a unix connect fails (a ResourceWarning
+    on every "gafferd is not running"); this closes it."""
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            sock.settimeout(timeout)
+            sock.connect(path)
+        except TimeoutError as exc:
+            sock.close()
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        except OSError as exc:
+            sock.close()
+            raise httpcore.ConnectError(str(exc)) from exc
+        return SyncStream(sock)
+
+
+def _unix_transport(path: str) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(uds=path)
+    transport._pool = httpcore.ConnectionPool(uds=path, network_backend=_ClosingBackend())
+    return transport
 
 
 def _ssl_context(

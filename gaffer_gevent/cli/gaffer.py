@@ -204,9 +204,8 @@ class Foreground:
             who = self.number(name, pid)
             self.write(who, self.colours.get(name), f"started with pid {payload.get('os_pid')}")
         elif event == "exit":
-            for (owner, label), rest in list(self._partial.items()):
-                if owner == pid:
-                    self.on_output(name, pid, label, rest + b"\n")
+            for key in [key for key in self._partial if key[0] == pid]:
+                self.on_output(name, pid, key[1], self._partial.pop(key) + b"\n")
             who = self.number(name, pid)
             signum, status = payload.get("term_signal") or 0, payload.get("exit_status")
             how = f"killed by signal {signum}" if signum else f"exited with code {status}"
