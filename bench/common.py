@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import random
 import signal
@@ -20,12 +21,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psutil
 
 T = TypeVar("T")
 MB = 1024 * 1024
+POLL = 0.02  # interval of status polls through a daemon's API, the same for every manager
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -60,7 +62,9 @@ def summarize(values: Iterable[float]) -> dict[str, float]:
 # --- waiting ----------------------------------------------------------------------------------
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.01) -> T:
+def wait_for(
+    predicate: Callable[[], T | Literal[False] | None], timeout: float, interval: float = 0.01
+) -> T:
     """Poll `predicate` until it returns something truthy; give up after `timeout` seconds.
 
     Every wait in the bench is bounded: a daemon that never reaches the state asked for makes
@@ -164,6 +168,43 @@ def settle_delays(count: int, period: float = 1.0) -> list[float]:
     """
     rng = random.Random(20121220)
     return [0.1 + rng.uniform(0.0, period) for _ in range(count)]
+
+
+def respawn_latencies(
+    daemon_pid: int,
+    pid: int,
+    confirmed: Callable[[int], bool],
+    kills: int,
+    period: float = 1.0,
+) -> list[float]:
+    """Milliseconds from SIGKILL of the child `pid` to a new child of the daemon, `kills` times.
+
+    The new pid is detected in the process table, not through the daemon's API, so the figure
+    is the manager's reaction time alone (polling supervisord's API wakes its select loop and
+    flatters it). Before the next kill the daemon's API must report the new pid
+    (`confirmed(new_pid)`), then a random pause over one `period` of its tick.
+    """
+    latencies = []
+    for settle in settle_delays(kills, period):
+        watch = NewChildWatch(daemon_pid)
+        start = time.perf_counter()
+        os.kill(pid, signal.SIGKILL)
+        new_pid = wait_for(watch.poll, timeout=30, interval=0.0005)
+        latencies.append((time.perf_counter() - start) * 1000)
+        wait_for(functools.partial(confirmed, new_pid), timeout=10, interval=POLL)
+        pid = new_pid
+        time.sleep(settle)
+    return latencies
+
+
+def respawn_summary(latencies: list[float], rss_1: float) -> dict[str, Any]:
+    """The respawn result every manager module returns."""
+    return {
+        "respawn_ms": latencies,
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "rss_1_mb": rss_1,
+    }
 
 
 def sample_rss(pid: int, duration: float, interval: float = 1.0) -> list[float]:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -22,14 +20,14 @@ from types import TracebackType
 from typing import Any
 
 from common import (
+    POLL,
     ChildScripts,
-    NewChildWatch,
     launch,
     live_children,
-    percentile,
+    respawn_latencies,
+    respawn_summary,
     rss_mb,
     sample_rss,
-    settle_delays,
     stop_tree,
     wait_for,
     workdir,
@@ -37,7 +35,6 @@ from common import (
 from http_stream import StalledReaders, measure_rate
 
 NAME = "gaffer-gevent"
-POLL = 0.02  # status poll interval, the same for every manager
 REPO = Path(__file__).resolve().parent.parent
 GAFFERD = REPO / ".venv" / "bin" / "gafferd"
 LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
@@ -63,6 +60,8 @@ class Gafferd:
         )
         self.pid = self.proc.pid
         self._port: int | None = None
+        self.port = 0
+        self._conn = http.client.HTTPConnection("127.0.0.1", 0)
         self._found = threading.Event()
         self._stderr_log = tmp / "stderr.txt"
         # Drains stderr for gafferd's whole life: a full pipe would block its logging.
@@ -151,59 +150,44 @@ def measure_spawn(tools: Any, count: int = 100, timeout: float = 60.0) -> dict[s
     """Seconds from one `POST /processes` (numprocesses=count) to `count` live children, and
     from `POST /processes/sleepers/_stop` to none; RSS with the children up (1 s settle)."""
     with workdir("gaffer") as tmp, Gafferd(tmp) as daemon:
+
+        def all_up() -> set[int] | None:
+            if daemon.running("sleepers") != count:
+                return None
+            pids = live_children(daemon.pid)
+            return pids if len(pids) == count else None
+
+        def all_down() -> bool:
+            return not (pids & live_children(daemon.pid)) and daemon.running("sleepers") == 0
+
         start = time.perf_counter()
         daemon.create("sleepers", "sleep", ["3600"], numprocesses=count)
-        pids = wait_for(
-            lambda: (
-                daemon.running("sleepers") == count
-                and len(p := live_children(daemon.pid)) == count
-                and p
-            ),
-            timeout=timeout,
-            interval=POLL,
-        )
+        pids = wait_for(all_up, timeout=timeout, interval=POLL)
         up = time.perf_counter() - start
         time.sleep(1.0)
         rss = rss_mb(daemon.pid)
         start = time.perf_counter()
         daemon.call("POST", "/processes/sleepers/_stop")
-        wait_for(
-            lambda: not (pids & live_children(daemon.pid)) and daemon.running("sleepers") == 0,
-            timeout=timeout,
-            interval=POLL,
-        )
+        wait_for(all_down, timeout=timeout, interval=POLL)
         down = time.perf_counter() - start
     return {"up_s": up, "down_s": down, "rss_100_mb": rss}
 
 
 def measure_respawn(tools: Any, kills: int = 20) -> dict[str, Any]:
-    """Milliseconds from SIGKILL of the one child to a new child pid under gafferd.
+    """Milliseconds from SIGKILL of the one child to a new child pid (`respawn_latencies`).
 
-    The OS pid comes from `GET /stats/one`; the new pid is detected in the process table, as
-    for the peers. Between kills the bench waits until `/stats` shows the new pid, then a
-    random 0.1-1.1 s (`settle_delays`, the same as for supervisord).
+    The OS pid comes from `GET /stats/one`, and so does the confirmation of each new pid.
+    Kills land at random phases of one second, as for supervisord.
     """
     with workdir("gaffer") as tmp, Gafferd(tmp) as daemon:
         daemon.create("one", "sleep", ["3600"], numprocesses=1)
         pid = wait_for(lambda: daemon.os_pids("one"), timeout=10, interval=POLL)[0]
         time.sleep(1.0)
         rss_1 = rss_mb(daemon.pid)
-        latencies = []
-        for settle in settle_delays(kills):
-            watch = NewChildWatch(daemon.pid)
-            start = time.perf_counter()
-            os.kill(pid, signal.SIGKILL)
-            new_pid = wait_for(watch.poll, timeout=30, interval=0.0005)
-            latencies.append((time.perf_counter() - start) * 1000)
-            wait_for(lambda n=new_pid: daemon.os_pids("one") == [n], timeout=10, interval=POLL)
-            pid = new_pid
-            time.sleep(settle)
-    return {
-        "respawn_ms": latencies,
-        "p50_ms": percentile(latencies, 50),
-        "p95_ms": percentile(latencies, 95),
-        "rss_1_mb": rss_1,
-    }
+        latencies = respawn_latencies(
+            daemon.pid, pid, lambda new: daemon.os_pids("one") == [new], kills, period=1.0
+        )
+    return respawn_summary(latencies, rss_1)
 
 
 def start_flood(daemon: Gafferd) -> int:
@@ -217,7 +201,9 @@ def measure_output(tools: Any, duration: float = 5.0) -> dict[str, Any]:
     """Bytes/s one client gets from `GET /streams/<pid>/stdout?feed=continuous`."""
     with workdir("gaffer") as tmp, Gafferd(tmp) as daemon:
         pid = start_flood(daemon)
-        result = measure_rate(daemon.port, f"/streams/{pid}/stdout?feed=continuous", duration)
+        result: dict[str, Any] = measure_rate(
+            daemon.port, f"/streams/{pid}/stdout?feed=continuous", duration
+        )
     result["how"] = "GET /streams/<pid>/stdout?feed=continuous, one client"
     return result
 

@@ -9,8 +9,6 @@ running in the bench venv) kept open for the whole measurement.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,23 +17,22 @@ from typing import Any
 
 from common import (
     MB,
+    POLL,
     ChildScripts,
-    NewChildWatch,
     free_port,
     is_alive,
     launch,
     live_children,
-    percentile,
+    respawn_latencies,
+    respawn_summary,
     rss_mb,
     sample_rss,
-    settle_delays,
     stop_tree,
     wait_for,
     workdir,
 )
 
 NAME = "circusd"
-POLL = 0.02  # status poll interval, the same for every manager
 CHECK_DELAY = 5.0  # circus's default `check_delay` for an ini config: its respawn tick
 BRIDGE = Path(__file__).resolve().parent / "circus_bridge.py"
 
@@ -160,59 +157,45 @@ class Circusd:
 def measure_spawn(tools: Any, count: int = 100, timeout: float = 60.0) -> dict[str, float]:
     """Seconds from one `start sleepers` command to `count` live processes, and back to none."""
     with workdir("circus") as tmp, Circusd(tools, tmp) as daemon:
+
+        def all_up() -> list[int] | None:
+            pids = daemon.live_pids("sleepers")
+            return pids if len(pids) == count else None
+
+        def all_down() -> bool:
+            return (
+                not (set(pids) & live_children(daemon.pid))
+                and not daemon.call("list", name="sleepers")["pids"]
+            )
+
         start = time.perf_counter()
         daemon.call("start", name="sleepers")
-        pids = wait_for(
-            lambda: (p := daemon.live_pids("sleepers")) and len(p) == count and p,
-            timeout=timeout,
-            interval=POLL,
-        )
+        pids = wait_for(all_up, timeout=timeout, interval=POLL)
         up = time.perf_counter() - start
         time.sleep(1.0)
         rss = rss_mb(daemon.pid)
         start = time.perf_counter()
         daemon.call("stop", name="sleepers")
-        wait_for(
-            lambda: (
-                not (set(pids) & live_children(daemon.pid))
-                and not daemon.call("list", name="sleepers")["pids"]
-            ),
-            timeout=timeout,
-            interval=POLL,
-        )
+        wait_for(all_down, timeout=timeout, interval=POLL)
         down = time.perf_counter() - start
     return {"up_s": up, "down_s": down, "rss_100_mb": rss}
 
 
 def measure_respawn(tools: Any, kills: int = 20) -> dict[str, Any]:
-    """Milliseconds from SIGKILL of the one child to a new child pid under circusd.
+    """Milliseconds from SIGKILL of the one child to a new child pid (`respawn_latencies`).
 
-    Detected in the process table, as for the other managers. circus respawns from its
-    periodic check (`check_delay`, 5 s by default in an ini), so between kills the bench waits
-    until circus lists the new pid, then a random 0.1-5.1 s (`settle_delays`): a kill at a
-    random phase of the check, as a real crash would be.
+    circus respawns from its periodic check (`check_delay`, 5 s by default in an ini), so the
+    kills land at random phases of 5 s, as a real crash would.
     """
     with workdir("circus") as tmp, Circusd(tools, tmp) as daemon:
         daemon.call("start", name="one")
         pid = wait_for(lambda: daemon.live_pids("one"), timeout=10, interval=POLL)[0]
         time.sleep(1.0)
         rss_1 = rss_mb(daemon.pid)
-        latencies = []
-        for settle in settle_delays(kills, period=CHECK_DELAY):
-            watch = NewChildWatch(daemon.pid)
-            start = time.perf_counter()
-            os.kill(pid, signal.SIGKILL)
-            new_pid = wait_for(watch.poll, timeout=30, interval=0.0005)
-            latencies.append((time.perf_counter() - start) * 1000)
-            wait_for(lambda n=new_pid: daemon.live_pids("one") == [n], timeout=10, interval=POLL)
-            pid = new_pid
-            time.sleep(settle)
-    return {
-        "respawn_ms": latencies,
-        "p50_ms": percentile(latencies, 50),
-        "p95_ms": percentile(latencies, 95),
-        "rss_1_mb": rss_1,
-    }
+        latencies = respawn_latencies(
+            daemon.pid, pid, lambda new: daemon.live_pids("one") == [new], kills, CHECK_DELAY
+        )
+    return respawn_summary(latencies, rss_1)
 
 
 def measure_output(tools: Any, duration: float = 5.0) -> dict[str, Any]:

@@ -9,7 +9,6 @@ the one XML-RPC call that starts them.
 from __future__ import annotations
 
 import os
-import signal
 import time
 import xmlrpc.client
 from pathlib import Path
@@ -18,16 +17,16 @@ from typing import Any
 
 from common import (
     MB,
+    POLL,
     ChildScripts,
-    NewChildWatch,
     free_port,
     is_alive,
     launch,
     live_children,
-    percentile,
+    respawn_latencies,
+    respawn_summary,
     rss_mb,
     sample_rss,
-    settle_delays,
     stop_tree,
     wait_for,
     workdir,
@@ -35,7 +34,6 @@ from common import (
 from http_stream import StalledReaders, measure_rate
 
 NAME = "supervisord"
-POLL = 0.02  # status poll interval, the same for every manager
 
 CONFIG = """\
 [inet_http_server]
@@ -124,60 +122,43 @@ def measure_spawn(tools: Any, count: int = 100, timeout: float = 60.0) -> dict[s
     Also the daemon's RSS with the `count` children up (after a 1 s settle).
     """
     with workdir("supervisord") as tmp, Supervisord(tools.supervisord, tmp) as daemon:
+
+        def all_up() -> list[int] | None:
+            pids = daemon.running_pids("sleepers")
+            return pids if len(pids) == count else None
+
+        def all_down() -> bool:
+            return not (set(pids) & live_children(daemon.pid)) and not daemon.running_pids(
+                "sleepers"
+            )
+
         start = time.perf_counter()
         daemon.rpc.startProcessGroup("sleepers", False)
-        pids = wait_for(
-            lambda: (p := daemon.running_pids("sleepers")) and len(p) == count and p,
-            timeout=timeout,
-            interval=POLL,
-        )
+        pids = wait_for(all_up, timeout=timeout, interval=POLL)
         up = time.perf_counter() - start
         time.sleep(1.0)
         rss = rss_mb(daemon.pid)
         start = time.perf_counter()
         daemon.rpc.stopProcessGroup("sleepers", False)
-        wait_for(
-            lambda: (
-                not (set(pids) & live_children(daemon.pid)) and not daemon.running_pids("sleepers")
-            ),
-            timeout=timeout,
-            interval=POLL,
-        )
+        wait_for(all_down, timeout=timeout, interval=POLL)
         down = time.perf_counter() - start
     return {"up_s": up, "down_s": down, "rss_100_mb": rss}
 
 
 def measure_respawn(tools: Any, kills: int = 20) -> dict[str, Any]:
-    """Milliseconds from SIGKILL of the one child to a new child pid under supervisord.
+    """Milliseconds from SIGKILL of the one child to a new child pid (`respawn_latencies`).
 
-    The new pid is detected in the process table (a new child of the daemon), not through the
-    API, so the figure is the manager's reaction time alone (polling the API would wake
-    supervisord's 1 s select loop and flatter it). Between kills the bench waits until
-    supervisord reports the new process RUNNING, then a random 0.1-1.1 s (`settle_delays`,
-    one period of its select timeout) so the kill lands at a random phase of the daemon's
-    loop, as a real crash would.
+    The kills land at random phases of one second, the period of supervisord's select loop.
     """
     with workdir("supervisord") as tmp, Supervisord(tools.supervisord, tmp) as daemon:
         daemon.rpc.startProcess("one", True)
         pid = wait_for(lambda: daemon.running_pids("one"), timeout=10, interval=POLL)[0]
         time.sleep(1.0)
         rss_1 = rss_mb(daemon.pid)
-        latencies = []
-        for settle in settle_delays(kills):
-            watch = NewChildWatch(daemon.pid)
-            start = time.perf_counter()
-            os.kill(pid, signal.SIGKILL)
-            new_pid = wait_for(watch.poll, timeout=30, interval=0.0005)
-            latencies.append((time.perf_counter() - start) * 1000)
-            wait_for(lambda n=new_pid: daemon.running_pids("one") == [n], timeout=10, interval=POLL)
-            pid = new_pid
-            time.sleep(settle)
-    return {
-        "respawn_ms": latencies,
-        "p50_ms": percentile(latencies, 50),
-        "p95_ms": percentile(latencies, 95),
-        "rss_1_mb": rss_1,
-    }
+        latencies = respawn_latencies(
+            daemon.pid, pid, lambda new: daemon.running_pids("one") == [new], kills, period=1.0
+        )
+    return respawn_summary(latencies, rss_1)
 
 
 def measure_output(tools: Any, duration: float = 5.0) -> dict[str, Any]:
@@ -185,7 +166,7 @@ def measure_output(tools: Any, duration: float = 5.0) -> dict[str, Any]:
     with workdir("supervisord") as tmp, Supervisord(tools.supervisord, tmp) as daemon:
         daemon.rpc.startProcess("flood", True)
         wait_for(lambda: (tmp / "flood.log").exists(), timeout=10, interval=POLL)
-        result = measure_rate(daemon.port, "/logtail/flood", duration)
+        result: dict[str, Any] = measure_rate(daemon.port, "/logtail/flood", duration)
     result["how"] = "GET /logtail/flood on the inet_http_server (stdout_logfile set)"
     return result
 

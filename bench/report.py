@@ -177,7 +177,6 @@ def markdown(results: dict[str, Any]) -> str:
     plan, box, ver = meta["plan"], meta["machine"], meta["versions"]
     runs = len(results["runs"])
     idle_counts = list(plan["idle_clients"])
-    flood_runs = len(values(results, GAFFER, field("flood", "max_mb"))) or plan["flood_runs"]
     lines = [
         "# Benchmark results: gaffer-gevent, supervisord, circusd",
         "",
@@ -189,8 +188,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"gevent-websocket {ver.get('gevent-websocket')}, Flask {ver.get('Flask')}, psutil "
         f"{ver.get('psutil')}); supervisor {ver.get('supervisor')}; circus {ver.get('circus')} "
         f"(pyzmq {ver.get('pyzmq')}, tornado {ver.get('tornado')})",
-        f"- **Runs**: {runs} (flood: {flood_runs}); {plan['kills']} kills per respawn figure, "
-        f"{plan['output_s']:g} s per output rate, {plan['flood_s']:g} s of flood",
+        f"- **Runs**: {runs}; respawn ({plan['kills']} kills each) in {plan['respawn_runs']} of "
+        f"them, the {plan['flood_s']:g} s flood in {plan['flood_runs']}; "
+        f"{plan['output_s']:g} s per output rate",
         "",
         "Each cell: median of the runs [min-max]. Ratios are gaffer-gevent / peer, taken within "
         "each run, then summarised: below 1 means gaffer-gevent's figure is lower (better for "
