@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import subprocess
 import threading
@@ -36,7 +37,8 @@ from http_stream import StalledReaders, measure_rate
 
 NAME = "gaffer-gevent"
 REPO = Path(__file__).resolve().parent.parent
-GAFFERD = REPO / ".venv" / "bin" / "gafferd"
+# BENCH_GAFFERD points the bench at another gafferd build (e.g. to compare before/after a change).
+GAFFERD = Path(os.environ.get("BENCH_GAFFERD", REPO / ".venv" / "bin" / "gafferd"))
 LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 
 

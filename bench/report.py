@@ -123,13 +123,17 @@ def values(results: dict[str, Any], who: str, get: Getter) -> list[float]:
     return [v for v in found if v is not None]
 
 
-def ratios(results: dict[str, Any], get: Getter, peer: str) -> list[float]:
-    """gaffer-gevent / peer, per run, for runs where both were measured."""
+def advantage(results: dict[str, Any], metric: Metric, peer: str) -> list[float]:
+    """How many times better gaffer-gevent did than `peer`, per run where both were measured.
+
+    peer / gaffer for times and memory, gaffer / peer for rates: above 1 gaffer-gevent is
+    better, below 1 it is worse. Taken within each run, before any summary.
+    """
     out = []
     for run in results["runs"]:
-        mine, theirs = get(run, GAFFER), get(run, peer)
-        if mine is not None and theirs:
-            out.append(mine / theirs)
+        mine, theirs = metric.get(run, GAFFER), metric.get(run, peer)
+        if mine and theirs:
+            out.append(theirs / mine if metric.lower_is_better else mine / theirs)
     return out
 
 
@@ -192,23 +196,27 @@ def markdown(results: dict[str, Any]) -> str:
         f"them, the {plan['flood_s']:g} s flood in {plan['flood_runs']}; "
         f"{plan['output_s']:g} s per output rate",
         "",
-        "Each cell: median of the runs [min-max]. Ratios are gaffer-gevent / peer, taken within "
-        "each run, then summarised: below 1 means gaffer-gevent's figure is lower (better for "
-        "times and memory), above 1 means higher (better for rates).",
+        "Each cell: median of the runs [min-max]. The last two columns say how many times "
+        "better gaffer-gevent did than the peer (peer / gaffer-gevent for times and memory, "
+        "gaffer-gevent / peer for rates), taken within each run and then summarised: above 1x "
+        "gaffer-gevent is better, below 1x it is worse.",
         "",
         "![chart](results.png)",
         "",
         "## Side by side",
         "",
         "| Metric | supervisord | circusd | gaffer-gevent "
-        "| gaffer / supervisord | gaffer / circusd |",
+        "| gaffer-gevent vs supervisord | gaffer-gevent vs circusd |",
         "|---|---|---|---|---|---|",
     ]
     for metric in SHARED:
         unit = f" ({metric.unit})" if metric.unit else ""
         row = [f"{metric.label}{unit}"]
         row += [cell(results, who, metric) for who in MANAGERS]
-        row += [spread(ratios(results, metric.get, peer), "x") for peer in PEERS]
+        if metric.label.startswith("  "):  # a restatement of the row above: same ratios
+            row += ["", ""]
+        else:
+            row += [spread(advantage(results, metric, peer), "x") for peer in PEERS]
         lines.append("| " + " | ".join(row) + " |")
     raw = values(results, "raw-pipe", field("output", "bytes_per_s", 1e-6))
     lines += [
