@@ -1,0 +1,103 @@
+"""The error catalogue: each class carries its HTTP status and the spec's error code.
+
+The API renders any ``GafferError`` as ``{"error": code}`` with ``status``; the
+CLIs map the same classes to exit codes. Codes live here once.
+"""
+
+from __future__ import annotations
+
+
+class GafferError(Exception):
+    """Base of every error the manager or the API reports to a caller."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+        self.field = field
+
+    def to_json(self) -> dict[str, str]:
+        body = {"error": self.code}
+        if self.message != self.code:
+            body["reason"] = self.message
+        return body
+
+
+class NotFound(GafferError):
+    status, code = 404, "not_found"
+
+
+class ResourceNotFound(GafferError):
+    status, code = 404, "resource_not_found"
+
+
+class BadEventType(GafferError):
+    status, code = 404, "bad_event_type"
+
+
+class IoNotFound(GafferError):
+    status, code = 404, "io_not_found"
+
+
+class IoNotRedirected(GafferError):
+    status, code = 400, "io_not_redirected"
+
+
+class InvalidJson(GafferError):
+    status, code = 400, "invalid_json"
+
+
+class InvalidProcessInfo(GafferError):
+    status, code = 400, "invalid_process_info"
+
+
+class BadValue(GafferError):
+    status, code = 400, "bad_value"
+
+
+class NoSignalNumber(GafferError):
+    status, code = 400, "no_signal_number"
+
+
+class Forbidden(GafferError):
+    status, code = 403, "forbidden_write"
+
+
+class MethodNotAllowed(GafferError):
+    status, code = 405, "method_not_allowed"
+
+
+class Conflict(GafferError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(GafferError):
+    status, code = 413, "payload_too_large"
+
+
+class StdinFull(GafferError):
+    """The child is not reading its stdin fast enough: the bounded queue is full."""
+
+    status, code = 503, "stdin_full"
+
+
+class ConfigError(GafferError):
+    """A gafferd config file that cannot be used; gafferd exits 2 with one line."""
+
+    status, code = 400, "bad_config"
+
+    def __init__(
+        self, message: str, *, path: str = "", section: str = "", key: str | None = None
+    ) -> None:
+        super().__init__(message, field=key)
+        self.path, self.section, self.key = path, section, key
+
+    def __str__(self) -> str:
+        where = self.path or "<config>"
+        if self.section:
+            where += f": [{self.section}]"
+        if self.key:
+            where += f" {self.key}"
+        return f"{where}: {self.message}"

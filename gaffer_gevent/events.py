@@ -1,0 +1,140 @@
+"""The event bus: publish/subscribe on dotted event names, delivered in order.
+
+Publishing never blocks and never runs listeners inline: events go into one
+queue drained by a dispatcher greenlet, so listeners see them on a later loop
+iteration and always in publish order (spec 6.2). A listener that raises is
+logged and kept; feeds use bounded ``EventQueue`` subscriptions so a slow HTTP
+client can never hold up the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent.event import Event
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+#: Manager-level event names (spec 6.1); ``proc.<name>.<event>`` twins exist for some.
+MANAGER_EVENTS = (
+    "create", "start", "stop", "update", "delete", "spawn", "reap", "exit", "stop_pid", "flap",
+)  # fmt: skip
+#: Events that also have a per-template ``proc.<name>.<event>`` twin.
+PROC_EVENTS = ("start", "stop", "spawn", "reap", "exit", "stop_pid")
+
+
+def normalize_pattern(pattern: str) -> str:
+    """``.`` is the wildcard; a trailing dot is ignored (``a.b.`` == ``a.b``)."""
+    if pattern in ("", "."):
+        return "."
+    return pattern.rstrip(".") or "."
+
+
+def matches(pattern: str, event: str) -> bool:
+    """Whole-segment prefix match from the left (spec 6.3)."""
+    pattern = normalize_pattern(pattern)
+    return pattern == "." or event == pattern or event.startswith(pattern + ".")
+
+
+class EventQueue:
+    """A bounded queue of events for one feed; overflowing drops the oldest and counts it."""
+
+    def __init__(self, bus: EventBus, pattern: str, maxsize: int = 1024) -> None:
+        self.bus = bus
+        self.pattern = normalize_pattern(pattern)
+        self.maxsize = maxsize
+        self.dropped = 0
+        self.closed = False
+        self._items: deque[tuple[str, dict[str, Any]]] = deque()
+        self._ready = Event()
+
+    def __call__(self, event: str, payload: dict[str, Any]) -> None:
+        if len(self._items) >= self.maxsize:
+            self._items.popleft()
+            self.dropped += 1
+        self._items.append((event, payload))
+        self._ready.set()
+
+    def get(self, timeout: float | None) -> tuple[str, dict[str, Any]] | None:
+        """The next event, or None on timeout or when closed and empty."""
+        if not self._items and not self.closed:
+            self._ready.clear()
+            self._ready.wait(timeout)
+        return self._items.popleft() if self._items else None
+
+    def close(self) -> None:
+        """Stop receiving events; a waiting ``get`` returns."""
+        if not self.closed:
+            self.closed = True
+            self.bus.unsubscribe(self.pattern, self)
+            self._ready.set()
+
+
+class EventBus:
+    """Dotted-pattern pub/sub with one dispatcher greenlet keeping publish order."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[Listener]] = {}
+        self._pending: deque[tuple[str, dict[str, Any]]] = deque()
+        self._wakeup = Event()
+        self._dispatcher: gevent.Greenlet[Any] | None = None
+
+    def subscribe(self, pattern: str, listener: Listener) -> None:
+        self._listeners.setdefault(normalize_pattern(pattern), []).append(listener)
+
+    def unsubscribe(self, pattern: str, listener: Listener) -> None:
+        pattern = normalize_pattern(pattern)
+        listeners = self._listeners.get(pattern, [])
+        if listener in listeners:
+            listeners.remove(listener)
+        if not listeners:
+            self._listeners.pop(pattern, None)
+
+    def queue(self, pattern: str, maxsize: int = 1024) -> EventQueue:
+        """Subscribe a bounded queue (for HTTP feeds); close it to unsubscribe."""
+        q = EventQueue(self, pattern, maxsize)
+        self.subscribe(q.pattern, q)
+        return q
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(v) for v in self._listeners.values())
+
+    def publish(self, event: str, **fields: Any) -> None:
+        """Queue ``{"event": event, **fields}`` for delivery in order."""
+        self._pending.append((event, {"event": event, **fields}))
+        if self._dispatcher is None or self._dispatcher.dead:
+            self._dispatcher = gevent.spawn(self._dispatch)
+        self._wakeup.set()
+
+    def flush(self) -> None:
+        """Deliver everything pending now (used at shutdown and in tests)."""
+        while self._pending:
+            self._deliver(*self._pending.popleft())
+
+    def _dispatch(self) -> None:
+        while True:
+            self._wakeup.wait()
+            self._wakeup.clear()
+            self.flush()
+
+    def _deliver(self, event: str, payload: dict[str, Any]) -> None:
+        for pattern, listeners in list(self._listeners.items()):
+            if matches(pattern, event):
+                for listener in list(listeners):
+                    try:
+                        listener(event, payload)
+                    except Exception:
+                        log.exception("event listener %r failed on %s", listener, event)
+
+    def close(self) -> None:
+        self.flush()
+        if self._dispatcher is not None:
+            self._dispatcher.kill(block=False)
+            self._dispatcher = None

@@ -1,0 +1,395 @@
+"""The manager: templates, groups and their processes, brought to their desired count.
+
+Actions only change the desired state (the ``stopped`` flag, ``numprocesses``)
+and then call ``reconcile``, the one step that spawns missing processes and
+reaps extra ones. Every change is published on the event bus in the order of
+spec 6.2. Imports no Flask: the HTTP side lives in ``api``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+
+from .errors import BadValue, Conflict, NotFound
+from .events import EventBus
+from .flapping import FlappingPolicy, Verdict
+from .process import DEFAULT_STDIN_QUEUE, SPAWN_FAILED, Process
+from .streams import DEFAULT_BUFFER_SIZE, Chunk
+from .template import ProcessTemplate
+
+log = logging.getLogger(__name__)
+
+#: Respawns of a template whose program cannot even be started are spaced this far apart.
+SPAWN_FAILURE_DELAY = 1.0
+
+OutputListener = Callable[[str, int, str, bytes], None]
+
+
+@dataclass(eq=False)
+class TemplateState:
+    """A template plus what the manager tracks for it."""
+
+    template: ProcessTemplate
+    stopped: bool = False
+    queue: deque[Process] = field(default_factory=deque)  # running, oldest first
+    flapping: FlappingPolicy | None = None
+    retry_timer: gevent.Greenlet[Any] | None = None
+    respawn_timer: gevent.Greenlet[Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.reset_flapping()
+
+    def reset_flapping(self) -> None:
+        cfg = self.template.flapping
+        self.flapping = None if cfg is None else FlappingPolicy(cfg)
+
+    def cancel_timers(self) -> None:
+        for timer in (self.retry_timer, self.respawn_timer):
+            if timer is not None:
+                timer.kill(block=False)
+        self.retry_timer = self.respawn_timer = None
+
+
+def parse_signal(value: int | str) -> int:
+    """A signal by number or name (``15``, ``TERM``, ``sigterm``); BadValue otherwise."""
+    if isinstance(value, str):
+        text = value.strip().upper()
+        if text.lstrip("-").isdigit():
+            value = int(text)
+        else:
+            name = text if text.startswith("SIG") else "SIG" + text
+            try:
+                return int(signal.Signals[name])
+            except KeyError as exc:
+                raise BadValue(f"unknown signal {value!r}") from exc
+    try:
+        return int(signal.Signals(value))
+    except ValueError as exc:
+        raise BadValue(f"unknown signal {value!r}") from exc
+
+
+class Manager:
+    """Owns every template and process; one per daemon, running in the gevent hub."""
+
+    def __init__(
+        self,
+        bus: EventBus | None = None,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        stdin_queue_size: int = DEFAULT_STDIN_QUEUE,
+        output_listener: OutputListener | None = None,
+    ) -> None:
+        self.bus = bus or EventBus()
+        self.buffer_size = buffer_size
+        self.stdin_queue_size = stdin_queue_size
+        self.output_listener = output_listener
+        self.states: dict[str, TemplateState] = {}
+        self.groups: dict[str, list[str]] = {}
+        self.running: dict[int, Process] = {}  # spawn order
+        self.stopping: dict[int, Process] = {}  # asked to stop, not exited yet
+        #: Called with each process right after it spawned (log files hook here).
+        self.spawn_hooks: list[Callable[[Process], None]] = []
+        self._last_pid = 0
+        self.started_at = time.time()
+
+    # -- lookups ------------------------------------------------------------
+
+    def state(self, name: str) -> TemplateState:
+        try:
+            return self.states[name]
+        except KeyError:
+            raise NotFound(f"no template named {name!r}") from None
+
+    def get_template(self, name: str) -> ProcessTemplate:
+        return self.state(name).template
+
+    def template_names(self) -> list[str]:
+        return list(self.states)
+
+    def get_process(self, pid: int) -> Process:
+        try:
+            return self.running[pid]
+        except KeyError:
+            raise NotFound(f"no running process with pid {pid}") from None
+
+    def find_process(self, pid: int) -> Process | None:
+        """A running or still-stopping process (streams stay readable while it stops)."""
+        return self.running.get(pid) or self.stopping.get(pid)
+
+    def pids(self, name: str) -> list[int]:
+        return [p.pid for p in self.state(name).queue]
+
+    def status(self, name: str) -> dict[str, Any]:
+        state = self.state(name)
+        running = len(state.queue)
+        return {
+            "active": running > 0,
+            "running": running,
+            "max_processes": state.template.numprocesses,
+        }
+
+    def group(self, group: str) -> list[str]:
+        try:
+            return list(self.groups[group])
+        except KeyError:
+            raise NotFound(f"no group named {group!r}") from None
+
+    # -- templates ----------------------------------------------------------
+
+    def add_template(self, template: ProcessTemplate, *, start: bool = True) -> None:
+        """Register a template (409 if the name exists) and start it unless told not to."""
+        if template.name in self.states:
+            raise Conflict(f"template {template.name!r} exists")
+        state = TemplateState(template)
+        self.states[template.name] = state
+        if template.group:
+            self.groups.setdefault(template.group, []).append(template.name)
+        self.bus.publish("create", name=template.name)
+        if start:
+            self._publish_twin("start", template.name)
+            self.reconcile(state)
+
+    def update_template(self, template: ProcessTemplate, *, start: bool = True) -> None:
+        """PUT semantics (spec 4.5 [R]): stop, replace, then start afresh."""
+        state = self.state(template.name)
+        self._stop(state)
+        state.template = template
+        state.reset_flapping()
+        self.bus.publish("update", name=template.name)
+        if start:
+            state.stopped = False
+            self._publish_twin("start", template.name)
+            self.reconcile(state)
+
+    def remove_template(self, name: str) -> None:
+        state = self.state(name)
+        self._stop(state)
+        del self.states[name]
+        group = state.template.group
+        if group and name in self.groups.get(group, []):
+            self.groups[group].remove(name)
+        self.bus.publish("delete", name=name)
+
+    # -- template actions ---------------------------------------------------
+
+    def start_template(self, name: str) -> None:
+        state = self.state(name)
+        state.stopped = False
+        state.cancel_timers()
+        state.reset_flapping()
+        self._publish_twin("start", name)
+        self.reconcile(state)
+
+    def stop_template(self, name: str) -> None:
+        self._stop(self.state(name))
+
+    def restart_template(self, name: str) -> None:
+        """Spawn a fresh set, then reap the old ones (spec 8.6 [R])."""
+        state = self.state(name)
+        state.stopped = False
+        state.cancel_timers()
+        state.reset_flapping()
+        self._restart(state)
+
+    def scale(self, name: str, delta: int) -> int:
+        """numprocesses += delta (clamped at 0); returns the new value."""
+        state = self.state(name)
+        tpl = state.template
+        tpl.numprocesses = max(0, tpl.numprocesses + delta)
+        tpl.settings["numprocesses"] = tpl.numprocesses
+        self.bus.publish("update", name=name)
+        self.reconcile(state)
+        return tpl.numprocesses
+
+    def signal_template(self, name: str, sig: int | str) -> None:
+        signum = parse_signal(sig)
+        for process in list(self.state(name).queue):
+            process.send_signal(signum)
+
+    # -- single processes ---------------------------------------------------
+
+    def stop_process(self, pid: int) -> None:
+        """Stop one process; the template is not stopped, so it is replaced (spec 8.4)."""
+        process = self.get_process(pid)
+        state = self.states.get(process.name)
+        self._detach(process, state)
+        process.stop()
+        self._publish_twin("stop_pid", process.name, pid=pid, os_pid=process.os_pid)
+
+    def signal_process(self, pid: int, sig: int | str) -> None:
+        signum = parse_signal(sig)
+        self.get_process(pid).send_signal(signum)
+
+    # -- groups -------------------------------------------------------------
+
+    def group_action(self, group: str, action: str) -> None:
+        do = {
+            "start": self.start_template,
+            "stop": self.stop_template,
+            "restart": self.restart_template,
+        }[action]
+        for name in self.group(group):
+            do(name)
+
+    def remove_group(self, group: str) -> None:
+        for name in self.group(group):
+            self.remove_template(name)
+        del self.groups[group]
+
+    # -- the reconcile step -------------------------------------------------
+
+    def reconcile(self, state: TemplateState) -> None:
+        """Bring a non-stopped template to numprocesses: spawn the missing, reap the extra."""
+        if state.stopped or self.states.get(state.template.name) is not state:
+            return
+        while len(state.queue) < state.template.numprocesses:
+            self._spawn(state)
+        self._reap(state)
+
+    def _spawn(self, state: TemplateState) -> Process:
+        self._last_pid += 1
+        tpl = state.template
+        process = Process(
+            self._last_pid, tpl, on_exit=self._process_exited,
+            buffer_size=self.buffer_size, stdin_queue_size=self.stdin_queue_size,
+        )  # fmt: skip
+        if self.output_listener is not None:
+            self._attach_output(process, self.output_listener)
+        process.spawn()
+        state.queue.append(process)
+        self.running[process.pid] = process
+        if process.spawn_error is None:
+            self._publish_twin(
+                "spawn", tpl.name, pid=process.pid, detached=tpl.detach, os_pid=process.os_pid
+            )
+            for hook in self.spawn_hooks:
+                hook(process)
+        return process
+
+    @staticmethod
+    def _attach_output(process: Process, listener: OutputListener) -> None:
+        def sink_for(label: str) -> Callable[[Chunk], None]:
+            return lambda chunk: listener(process.name, process.pid, label, chunk.data)
+
+        for label, stream in process.streams.items():
+            stream.sinks.append(sink_for(label))
+
+    def _reap(self, state: TemplateState) -> None:
+        while len(state.queue) > state.template.numprocesses:
+            process = state.queue[0]
+            self._detach(process, state)
+            process.stop()
+            self._publish_twin("reap", process.name, pid=process.pid, os_pid=process.os_pid)
+
+    def _restart(self, state: TemplateState) -> None:
+        for _ in range(state.template.numprocesses):
+            self._spawn(state)
+        self.reconcile(state)
+
+    def _stop(self, state: TemplateState) -> None:
+        """Graceful stop of a template by name (spec 8.3); a no-op when already stopped."""
+        state.cancel_timers()
+        if state.stopped:
+            return
+        state.stopped = True
+        name = state.template.name
+        self._publish_twin("stop", name)
+        for process in list(state.queue):
+            self._publish_twin("stop_pid", name, pid=process.pid, os_pid=process.os_pid)
+            self._detach(process, state)
+            process.stop()
+
+    def _detach(self, process: Process, state: TemplateState | None) -> None:
+        """Take a process out of the running set; it stays tracked until it exits."""
+        self.running.pop(process.pid, None)
+        if state is not None and process in state.queue:
+            state.queue.remove(process)
+        if process.alive:
+            self.stopping[process.pid] = process
+
+    # -- exits --------------------------------------------------------------
+
+    def _process_exited(self, process: Process) -> None:
+        state = self.states.get(process.name)
+        owned = state is not None and process in state.queue
+        self.running.pop(process.pid, None)
+        self.stopping.pop(process.pid, None)
+        if owned and state is not None:
+            state.queue.remove(process)
+        status = process.exit_status or SPAWN_FAILED
+        self._publish_twin(
+            "exit", process.name, pid=process.pid, exit_status=status.exit_status,
+            term_signal=status.term_signal, os_pid=process.os_pid,
+        )  # fmt: skip
+        if state is None or state.stopped or not owned:
+            if state is not None and not state.stopped:
+                self.reconcile(state)
+            return
+        verdict = Verdict.RESPAWN
+        if state.flapping is not None and not process.stop_requested:
+            verdict = state.flapping.on_exit()
+        if verdict is Verdict.RESPAWN:
+            if process.spawn_error is not None:
+                self._respawn_later(state)
+            else:
+                self.reconcile(state)
+        else:
+            self._flap(state, retry=verdict is Verdict.RETRY)
+
+    def _respawn_later(self, state: TemplateState) -> None:
+        """Rate-limit a template whose program cannot be started (no busy loop)."""
+        if state.respawn_timer is None or state.respawn_timer.dead:
+            state.respawn_timer = gevent.spawn_later(SPAWN_FAILURE_DELAY, self.reconcile, state)
+
+    def _flap(self, state: TemplateState, *, retry: bool) -> None:
+        name = state.template.name
+        self.bus.publish("flap", name=name)
+        self._stop(state)
+        if retry and state.template.flapping is not None:
+            state.retry_timer = gevent.spawn_later(
+                state.template.flapping.retry_in, self._retry_after_flap, state
+            )
+
+    def _retry_after_flap(self, state: TemplateState) -> None:
+        # Must not reset the flapping history, or max_retry could never be reached.
+        state.retry_timer = None
+        if self.states.get(state.template.name) is state:
+            state.stopped = False
+            self._restart(state)
+
+    # -- shutdown -----------------------------------------------------------
+
+    def stop_all(self, timeout: float | None = None) -> bool:
+        """Stop every template gracefully and wait for every child to be gone."""
+        for state in list(self.states.values()):
+            self._stop(state)
+        for process in list(self.running.values()):
+            self.running.pop(process.pid, None)
+            process.stop()
+            self.stopping[process.pid] = process
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for process in list(self.stopping.values()):
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not process.wait(remaining):
+                process.kill()
+                process.wait(1.0)
+        self.bus.flush()
+        return not self.stopping
+
+    def all_processes(self) -> Iterable[Process]:
+        return list(self.running.values()) + list(self.stopping.values())
+
+    # -- events -------------------------------------------------------------
+
+    def _publish_twin(self, event: str, name: str, **fields: Any) -> None:
+        """Publish the global event, then its ``proc.<name>.<event>`` twin."""
+        self.bus.publish(event, name=name, **fields)
+        self.bus.publish(f"proc.{name}.{event}", name=name, **fields)

@@ -1,0 +1,127 @@
+"""psutil snapshots as plain dicts (spec section 9), never blocking the hub.
+
+CPU percent is measured since the previous call for the same process
+(``cpu_percent(None)``), so the collector keeps one ``psutil.Process`` per OS
+pid; the first reading of a new process is 0.0.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import psutil
+
+NA = "N/A"
+_UNITS = "KMGTPEZY"
+
+
+def bytes2human(n: int) -> str:
+    """``9437184`` -> ``"9M"`` (powers of 1024, integer part), else ``"<n>B"``."""
+    for index in range(len(_UNITS) - 1, -1, -1):
+        unit = 1 << ((index + 1) * 10)
+        if n >= unit:
+            return f"{int(n / unit)}{_UNITS[index]}"
+    return f"{n}B"
+
+
+def format_ctime(seconds: float) -> str:
+    """Total CPU time as ``M:SS.cc`` (minutes modulo 60, hundredths)."""
+    hundredths = round(seconds * 100)
+    minutes, rest = divmod(hundredths, 6000)
+    return f"{minutes % 60}:{rest // 100:02d}.{rest % 100:02d}"
+
+
+class StatsCollector:
+    """Remembers psutil handles so CPU percentages mean 'since last time'."""
+
+    def __init__(self) -> None:
+        self._handles: dict[int, psutil.Process] = {}
+
+    def _handle(self, os_pid: int) -> psutil.Process:
+        handle = self._handles.get(os_pid)
+        if handle is None or not handle.is_running():
+            handle = psutil.Process(os_pid)
+            self._handles[os_pid] = handle
+        return handle
+
+    def forget(self, live: Iterable[int]) -> None:
+        keep = set(live)
+        for pid in list(self._handles):
+            if pid not in keep:
+                del self._handles[pid]
+
+    def process_info(self, os_pid: int, *, children: bool = True) -> dict[str, Any]:
+        """The process info object of spec 9.1 (without ``id``)."""
+        try:
+            handle = self._handle(os_pid)
+        except psutil.Error:
+            return _vanished(os_pid)
+        return _info(handle, self, children)
+
+    def template_stats(self, name: str, processes: Iterable[tuple[int, int]]) -> dict[str, Any]:
+        """The template stats object of spec 9.2 from (internal pid, os pid) pairs."""
+        stats = []
+        for pid, os_pid in processes:
+            info = self.process_info(os_pid)
+            info["id"] = pid
+            stats.append(info)
+        body: dict[str, Any] = {"name": name, "stats": stats}
+        for key in ("cpu", "mem"):
+            values = [s[key] for s in stats]
+            if not values or any(v == NA for v in values):
+                body.update({key: NA, f"max_{key}": NA, f"min_{key}": NA})
+            else:
+                body.update(
+                    {
+                        key: round(sum(values), 2),
+                        f"max_{key}": max(values),
+                        f"min_{key}": min(values),
+                    }
+                )
+        return body
+
+
+def _info(handle: psutil.Process, collector: StatsCollector, children: bool) -> dict[str, Any]:
+    info: dict[str, Any] = {"pid": handle.pid}
+    try:
+        with handle.oneshot():
+            info["cpu"] = _read(lambda: handle.cpu_percent(None))
+            info["mem"] = _read(lambda: round(handle.memory_percent(), 1))
+            mem = _read(handle.memory_info)
+            info["mem_info1"] = NA if mem == NA else bytes2human(mem.rss)
+            info["mem_info2"] = NA if mem == NA else bytes2human(mem.vms)
+            times = _read(handle.cpu_times)
+            info["ctime"] = NA if times == NA else format_ctime(times.user + times.system)
+            info["username"] = _read(handle.username)
+            info["nice"] = _read(handle.nice)
+            cmdline = _read(handle.cmdline)
+            info["cmdline"] = (
+                os.path.basename(cmdline[0].split()[0])
+                if cmdline != NA and cmdline and cmdline[0]
+                else NA
+            )
+            kids = _read(handle.children) if children else []
+    except psutil.NoSuchProcess:
+        return _vanished(handle.pid)
+    info["children"] = (
+        [] if kids == NA else [collector.process_info(kid.pid, children=True) for kid in kids]
+    )
+    return info
+
+
+def _read(getter: Any) -> Any:
+    try:
+        return getter()
+    except psutil.AccessDenied:
+        return NA
+    except psutil.ZombieProcess:
+        return NA
+
+
+def _vanished(os_pid: int) -> dict[str, Any]:
+    return {
+        "pid": os_pid, "cpu": 0.0, "mem": 0.0, "mem_info1": NA, "mem_info2": NA,
+        "ctime": NA, "username": NA, "nice": "Zombie", "cmdline": NA, "children": [],
+    }  # fmt: skip

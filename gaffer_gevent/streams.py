@@ -1,0 +1,288 @@
+"""Output streams: one ring buffer per label, read by cursors that never block the child.
+
+Every chunk (one pipe read) gets a sequence number and goes into a ring
+buffer bounded by bytes. A ``Subscription`` is only a cursor into that ring,
+so the daemon's memory does not grow with the number or the slowness of
+consumers. A consumer that falls further behind than the ring holds is dealt
+with by a named overflow policy:
+
+* ``skip`` (default): jump to the oldest chunk still held and report a ``Gap``
+  (chunks and bytes lost) before it;
+* ``close``: report the ``Gap`` and end the subscription.
+
+Waking consumers costs O(1) per chunk for the reader: one shared event is set
+and swapped for a fresh one; each awakened consumer then takes every chunk
+available in one batch, so a busy stream sends several chunks per write.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from gevent.event import Event
+
+DEFAULT_BUFFER_SIZE = 1024 * 1024
+#: Most bytes handed to a consumer in one batch (keeps single writes reasonable).
+MAX_BATCH_BYTES = 256 * 1024
+#: How many evicted chunks' end offsets are remembered to size gaps exactly.
+_EVICTED_INDEX = 4096
+
+
+class Overflow(enum.Enum):
+    SKIP = "skip"
+    CLOSE = "close"
+
+
+@dataclass(slots=True, frozen=True)
+class Chunk:
+    """One pipe read: ``offset`` is the number of bytes the stream carried before it."""
+
+    seq: int
+    offset: int
+    ts: float
+    data: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class Gap:
+    """Data a consumer will never see: it fell behind the ring buffer.
+
+    ``bytes`` is None when the loss is too old to size exactly.
+    """
+
+    chunks: int
+    bytes: int | None
+    next_seq: int
+
+
+Item = Chunk | Gap
+
+
+class Stream:
+    """The output of one label of one process."""
+
+    def __init__(self, label: str, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
+        self.label = label
+        self.buffer_size = buffer_size
+        self.chunks: deque[Chunk] = deque()
+        self.held_bytes = 0
+        self.total_bytes = 0
+        self.last_seq = 0
+        self.closed = False
+        self.subscriptions: set[Subscription] = set()
+        self.sinks: list[Callable[[Chunk], None]] = []
+        self._changed = Event()
+        self._evicted_end = array("q", [-1]) * _EVICTED_INDEX
+
+    # -- producer side ------------------------------------------------------
+
+    def append(self, data: bytes, ts: float | None = None) -> Chunk:
+        """Store one chunk, evict old ones past the byte bound, wake consumers."""
+        self.last_seq += 1
+        chunk = Chunk(self.last_seq, self.total_bytes, time.time() if ts is None else ts, data)
+        self.chunks.append(chunk)
+        self.total_bytes += len(data)
+        self.held_bytes += len(data)
+        while self.held_bytes > self.buffer_size and len(self.chunks) > 1:
+            old = self.chunks.popleft()
+            self.held_bytes -= len(old.data)
+            self._evicted_end[old.seq % _EVICTED_INDEX] = old.offset + len(old.data)
+        for sink in self.sinks:
+            sink(chunk)
+        self._wake()
+        return chunk
+
+    def close(self) -> None:
+        """End of stream: consumers finish what is buffered, then end."""
+        if not self.closed:
+            self.closed = True
+            self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, Event()
+        changed.set()
+
+    # -- consumer side ------------------------------------------------------
+
+    @property
+    def first_seq(self) -> int:
+        """The oldest sequence number still held (last_seq + 1 when empty)."""
+        return self.chunks[0].seq if self.chunks else self.last_seq + 1
+
+    def end_offset(self, seq: int) -> int | None:
+        """Byte offset just after chunk ``seq``, if still known."""
+        if seq <= 0:
+            return 0
+        if seq >= self.first_seq:
+            return self.chunks[seq - self.first_seq].offset + len(
+                self.chunks[seq - self.first_seq].data
+            )
+        if self.first_seq - seq <= _EVICTED_INDEX:
+            value = self._evicted_end[seq % _EVICTED_INDEX]
+            return None if value < 0 else value
+        return None
+
+    def tail_start(self, lines: int) -> tuple[int, int]:
+        """Where the last ``lines`` lines start: (seq, bytes to skip in that chunk)."""
+        if lines <= 0 or not self.chunks:
+            return self.last_seq + 1, 0
+        newlines = 0
+        for chunk in reversed(self.chunks):
+            data = chunk.data
+            end = (
+                len(data) - 1 if chunk.seq == self.last_seq and data.endswith(b"\n") else len(data)
+            )
+            pos = end
+            while True:
+                pos = data.rfind(b"\n", 0, pos)
+                if pos < 0:
+                    break
+                newlines += 1
+                if newlines == lines:
+                    return chunk.seq, pos + 1
+        return self.first_seq, 0
+
+    def subscribe(
+        self,
+        *,
+        since: int | None = None,
+        tail: int | None = None,
+        overflow: Overflow = Overflow.SKIP,
+    ) -> Subscription:
+        """A cursor: live by default, or replaying after seq ``since`` / the last ``tail`` lines."""
+        sub = Subscription(self, overflow)
+        if tail is not None:
+            sub.next_seq, sub._skip_bytes = self.tail_start(tail)
+        elif since is not None:
+            sub.next_seq = max(since, 0) + 1
+            sub.next_offset = self.end_offset(since)
+        else:
+            sub.next_seq = self.last_seq + 1
+            sub.next_offset = self.total_bytes
+        self.subscriptions.add(sub)
+        return sub
+
+    def wait_changed(self, timeout: float | None) -> bool:
+        return bool(self._changed.wait(timeout))
+
+    @property
+    def dropped_bytes(self) -> int:
+        return sum(s.dropped_bytes for s in self.subscriptions)
+
+
+class Subscription:
+    """One consumer's cursor into a stream."""
+
+    def __init__(self, stream: Stream, overflow: Overflow = Overflow.SKIP) -> None:
+        self.stream = stream
+        self.overflow = overflow
+        self.next_seq = stream.last_seq + 1
+        self.next_offset: int | None = stream.total_bytes
+        self.dropped_chunks = 0
+        self.dropped_bytes = 0
+        self.closed = False
+        self._skip_bytes = 0
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last chunk handed out (0 before any)."""
+        return self.next_seq - 1
+
+    def pending(self) -> bool:
+        return not self.closed and self.next_seq <= self.stream.last_seq
+
+    @property
+    def at_end(self) -> bool:
+        return self.closed or (self.stream.closed and self.next_seq > self.stream.last_seq)
+
+    def take(self, max_bytes: int = MAX_BATCH_BYTES) -> list[Item]:
+        """Everything available now (without waiting), a gap first if chunks were lost."""
+        if self.closed:
+            return []
+        stream = self.stream
+        items: list[Item] = []
+        first = stream.first_seq
+        if self.next_seq < first:
+            lost = first - self.next_seq
+            first_offset = stream.chunks[0].offset if stream.chunks else stream.total_bytes
+            lost_bytes = None if self.next_offset is None else first_offset - self.next_offset
+            self.dropped_chunks += lost
+            self.dropped_bytes += lost_bytes or 0
+            items.append(Gap(lost, lost_bytes, first))
+            self.next_seq, self.next_offset = first, first_offset
+            if self.overflow is Overflow.CLOSE:
+                self.close()
+                return items
+        size = 0
+        index = self.next_seq - first
+        chunks = stream.chunks
+        while index < len(chunks) and (size < max_bytes or not items):
+            chunk = chunks[index]
+            if self._skip_bytes:
+                chunk = Chunk(chunk.seq, chunk.offset + self._skip_bytes, chunk.ts,
+                              chunk.data[self._skip_bytes:])  # fmt: skip
+                self._skip_bytes = 0
+            items.append(chunk)
+            size += len(chunk.data)
+            index += 1
+            self.next_seq = chunk.seq + 1
+            self.next_offset = chunk.offset + len(chunk.data)
+        return items
+
+    def read(self, timeout: float | None = None) -> list[Item] | None:
+        """Wait up to ``timeout`` for data: a batch, [] on timeout, None at end of stream."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.at_end:
+                return None
+            items = self.take()
+            if items:
+                return items
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return []
+            self.stream.wait_changed(remaining)
+
+    def __iter__(self) -> Iterator[Item]:
+        while (batch := self.read()) is not None:
+            yield from batch
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.stream.subscriptions.discard(self)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "label": self.stream.label,
+            "next_seq": self.next_seq,
+            "overflow": self.overflow.value,
+            "dropped_chunks": self.dropped_chunks,
+            "dropped_bytes": self.dropped_bytes,
+        }
+
+
+def read_pipe(fd: int, streams: list[Stream], chunk_size: int = 65536) -> None:
+    """Reader greenlet body: one ``nb_read`` = one chunk, appended to every stream."""
+    from gevent.os import nb_read
+
+    while True:
+        try:
+            data = nb_read(fd, chunk_size)
+        except OSError:
+            break
+        if not data:
+            break
+        ts = time.time()
+        for stream in streams:
+            stream.append(data, ts)
+        # A child that writes faster than we read never makes nb_read wait:
+        # yield once per chunk so the rest of the daemon keeps running.
+        gevent.sleep(0)
