@@ -283,9 +283,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         for _ in range(counts[-1] if counts else 1):
             children.append(subprocess.Popen(args.command, env=env))
     except OSError as exc:
-        failed = CommandFailed(f"cannot run {args.command[0]}: {exc.strerror or exc}")
-        failed.exit_code = 127  # what a shell answers for a command it cannot run
-        raise failed from exc
+        error = CommandFailed(f"cannot run {args.command[0]}: {exc.strerror or exc}")
+        error.exit_code = 127  # what a shell answers for a command it cannot run
+        raise error from exc
 
     def forward(signum: int, frame: object) -> None:
         for child in children:
