@@ -258,6 +258,7 @@ class Subscription:
         if not self.closed:
             self.closed = True
             self.stream.subscriptions.discard(self)
+            self.stream._wake()  # a feed waiting on this cursor returns at once
 
     def stats(self) -> dict[str, Any]:
         return {

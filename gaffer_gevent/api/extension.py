@@ -1,0 +1,46 @@
+"""The Flask extension object: holds the manager and settings for one app, no module state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Response, current_app
+
+from ..manager import Manager
+from ..stats import StatsCollector
+
+TemplateAction = Callable[[str, str | None], Response]
+
+DEFAULT_STDIN_MAX_BODY = 1024 * 1024
+
+
+@dataclass
+class GafferSettings:
+    """HTTP-side settings (the ``[gaffer]`` section feeds them)."""
+
+    cors_origins: list[str] | None = None  # None: any origin
+    stdin_max_body: int = DEFAULT_STDIN_MAX_BODY
+    url_prefix: str = ""
+
+
+@dataclass
+class GafferState:
+    """What the views reach through ``current_app.extensions["gaffer"]``."""
+
+    manager: Manager
+    settings: GafferSettings
+    stats: StatsCollector = field(default_factory=StatsCollector)
+    #: Extra ``POST /processes/<name>/<action>`` handlers, e.g. ``_rotate`` for log files.
+    template_actions: dict[str, TemplateAction] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def gaffer() -> GafferState:
+    state: GafferState = current_app.extensions["gaffer"]
+    return state
+
+
+def manager() -> Manager:
+    return gaffer().manager

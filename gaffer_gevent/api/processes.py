@@ -1,0 +1,123 @@
+"""/processes and /status: templates by name, processes by pid, and their actions.
+
+One view per path shape dispatches on the segment: all digits (or ``^``) is a
+pid, anything else a template name, exactly as gaffer's routing table does.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from ..errors import MethodNotAllowed, NoSignalNumber, ResourceNotFound
+from ..template import ProcessTemplate
+from .extension import manager
+from .params import is_pid_segment, json_body, json_response, ok, parse_int, parse_pid
+
+bp = Blueprint("processes", __name__)
+
+
+@bp.route("/processes", methods=["GET", "POST"])
+def collection() -> Response:
+    if request.method == "POST":
+        body = json_body()
+        template = ProcessTemplate.from_json(body)
+        start = body.get("start", True) is not False
+        manager().add_template(template, start=start)
+        return ok()
+    if request.args.get("running", "").lower() in ("1", "true"):
+        return json_response(list(manager().running))
+    return json_response(manager().template_names())
+
+
+@bp.route("/processes/<segment>", methods=["GET", "HEAD", "PUT", "DELETE"])
+def item(segment: str) -> Response:
+    if is_pid_segment(segment):
+        return _pid_item(segment)
+    mgr = manager()
+    if request.method == "HEAD":
+        return Response(status=200 if segment in mgr.states else 404)
+    if request.method == "PUT":
+        body = json_body()
+        template = ProcessTemplate.from_json(body, name=segment)
+        mgr.update_template(template, start=body.get("start", True) is not False)
+        return ok()
+    if request.method == "DELETE":
+        mgr.remove_template(segment)
+        return ok()
+    return json_response(mgr.get_template(segment).to_json())
+
+
+def _pid_item(segment: str) -> Response:
+    mgr = manager()
+    if request.method == "PUT":
+        raise MethodNotAllowed()
+    if request.method == "HEAD":
+        running = segment.isdigit() and int(segment) in mgr.running
+        return Response(status=200 if running else 404)
+    pid = parse_pid(segment)
+    if request.method == "DELETE":
+        mgr.stop_process(pid)
+        return ok()
+    process = mgr.get_process(pid)
+    return json_response(mgr.get_template(process.name).to_json())
+
+
+@bp.route("/processes/<segment>/<action>", methods=["GET", "POST"])
+@bp.route("/processes/<segment>/<action>/<path:arg>", methods=["GET", "POST"])
+def action(segment: str, action: str, arg: str | None = None) -> Response:
+    if is_pid_segment(segment):
+        return _pid_action(segment, action, arg)
+    mgr = manager()
+    mgr.state(segment)  # 404 not_found before resource_not_found
+    if request.method == "GET":
+        if action != "_pids":
+            raise ResourceNotFound()
+        return ok(pids=mgr.pids(segment))
+    if action == "_start":
+        mgr.start_template(segment)
+    elif action == "_stop":
+        mgr.stop_template(segment)
+    elif action == "_restart":
+        mgr.restart_template(segment)
+    elif action in ("_add", "_sub"):
+        n = 1 if arg is None else parse_int(arg, "n")
+        return ok(numprocesses=mgr.scale(segment, n if action == "_add" else -n))
+    elif action == "_signal":
+        if not arg:
+            raise NoSignalNumber()
+        mgr.signal_template(segment, arg)
+    else:
+        return _extra_action(segment, action, arg)
+    return ok()
+
+
+def _extra_action(name: str, action: str, arg: str | None) -> Response:
+    """Actions of ours beyond gaffer 0.4, contributed by extensions (e.g. ``_rotate``)."""
+    from .extension import gaffer
+
+    handler = gaffer().template_actions.get(action)
+    if handler is None:
+        raise ResourceNotFound()
+    return handler(name, arg)
+
+
+def _pid_action(segment: str, action: str, arg: str | None) -> Response:
+    if request.method == "GET":
+        raise MethodNotAllowed()
+    pid = parse_pid(segment)
+    mgr = manager()
+    mgr.get_process(pid)
+    if action == "_stop":
+        mgr.stop_process(pid)
+    elif action == "_signal":
+        if not arg:
+            raise NoSignalNumber()
+        mgr.signal_process(pid, arg)
+    else:
+        raise ResourceNotFound()
+    return ok()
+
+
+@bp.route("/status/<name>", methods=["GET"])
+def status(name: str) -> Response:
+    return json_response(manager().status(name))

@@ -1,0 +1,89 @@
+"""/stats: psutil figures per template or per process, once or as a feed of ``stat`` events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, request, stream_with_context
+from gevent.event import Event
+
+from ..errors import BadValue
+from ..feeds import RAW_HEARTBEAT, SSE_PREAMBLE, Feed, json_line, sse
+from ..process import Process
+from .disconnect import watch_disconnect
+from .extension import gaffer, manager
+from .params import STREAM_HEADERS, json_response, parse_pid
+
+bp = Blueprint("stats", __name__)
+
+#: Stat events are produced about every 100 ms per monitored process (spec 4.15).
+STAT_INTERVAL = 0.1
+
+
+def _template_stats(name: str) -> dict[str, object]:
+    mgr = manager()
+    pairs = [(p.pid, p.os_pid) for p in mgr.state(name).queue if p.os_pid]
+    return gaffer().stats.template_stats(name, pairs)
+
+
+@bp.route("/stats", methods=["GET"])
+def all_stats() -> Response:
+    mgr = manager()
+    body = [_template_stats(name) for name in mgr.template_names()]
+    gaffer().stats.forget(p.os_pid for p in mgr.all_processes())
+    return json_response(body)
+
+
+@bp.route("/stats/<name>", methods=["GET"])
+def template_stats(name: str) -> Response:
+    kind = _feed()
+    if kind is None:
+        return json_response(_template_stats(name))
+    return _stat_feed(kind, list(manager().state(name).queue))
+
+
+@bp.route("/stats/<name>/<segment>", methods=["GET"])
+def process_stats(name: str, segment: str) -> Response:
+    if not segment.isdigit():
+        raise BadValue(f"{segment!r} is not a pid")
+    process = manager().get_process(parse_pid(segment))
+    kind = _feed()
+    if kind is None:
+        return json_response(gaffer().stats.process_info(process.os_pid))
+    return _stat_feed(kind, [process])
+
+
+def _feed() -> Feed | None:
+    """Stats default to ``feed=normal``: one reply, not a feed."""
+    if request.args.get("feed", "normal").lower() == "normal":
+        return None
+    return Feed.parse(request.args.get("feed"))
+
+
+def _stat_feed(kind: Feed, processes: list[Process]) -> Response:
+    collector = gaffer().stats
+    stop = Event()
+    watcher = watch_disconnect(stop.set)
+
+    def body() -> Iterator[bytes]:
+        yield SSE_PREAMBLE if kind is Feed.EVENTSOURCE else RAW_HEARTBEAT
+        while not stop.is_set():
+            live = [p for p in processes if p.alive]
+            if not live:
+                return
+            for process in live:
+                info = collector.process_info(process.os_pid)
+                if kind is Feed.EVENTSOURCE:
+                    yield sse("stat", json.dumps(info))
+                else:
+                    yield json_line(info)
+                    if kind is Feed.LONGPOLL:
+                        return
+            stop.wait(STAT_INTERVAL)
+
+    mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/json"
+    response = Response(stream_with_context(body()), mimetype=mimetype, headers=STREAM_HEADERS)
+    if watcher is not None:
+        response.call_on_close(lambda: watcher.kill(block=False))
+    return response

@@ -1,0 +1,46 @@
+"""/watch[/a[/b[/c]]]: the event feed, filtered by a dotted pattern (spec 4.14 [R])."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, stream_with_context
+
+from ..errors import BadEventType
+from ..events import MANAGER_EVENTS, PROC_EVENTS
+from ..feeds import Feed, event_body
+from .disconnect import watch_disconnect
+from .extension import manager
+from .params import STREAM_HEADERS, feed, heartbeat
+
+bp = Blueprint("watch", __name__)
+
+
+def pattern_for(segments: list[str]) -> str:
+    if not segments:
+        return "."
+    if len(segments) == 1:
+        if segments[0].lower() not in (*MANAGER_EVENTS, "restart", "proc"):
+            raise BadEventType()
+        return segments[0].lower()
+    if len(segments) == 3 and (segments[0] != "proc" or segments[2] not in PROC_EVENTS):
+        raise BadEventType()
+    return ".".join(segments)
+
+
+@bp.route("/watch", methods=["GET"])
+@bp.route("/watch/<a>", methods=["GET"])
+@bp.route("/watch/<a>/<b>", methods=["GET"])
+@bp.route("/watch/<a>/<b>/<c>", methods=["GET"])
+def watch(a: str | None = None, b: str | None = None, c: str | None = None) -> Response:
+    pattern = pattern_for([s for s in (a, b, c) if s is not None])
+    kind, beat = feed(), heartbeat()
+    queue = manager().bus.queue(pattern)
+    watcher = watch_disconnect(queue.close)
+    mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/json"
+    response = Response(
+        stream_with_context(event_body(queue, kind, beat)),
+        mimetype=mimetype,
+        headers=STREAM_HEADERS,
+    )
+    if watcher is not None:
+        response.call_on_close(lambda: watcher.kill(block=False))
+    return response

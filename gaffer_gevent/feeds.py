@@ -1,0 +1,129 @@
+"""Turn subscriptions into HTTP bodies: longpoll, continuous and eventsource feeds.
+
+Framing is pure (``sse``, ``chunk_json``); the generators wait on a
+subscription with the heartbeat as timeout, send a first byte at once (pywsgi
+sends no status line before the first non-empty chunk), end when the stream
+ends and always release the subscription in ``finally``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import json
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .events import EventQueue
+from .streams import Chunk, Gap, Item, Subscription
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+SSE_PREAMBLE = b"retry: 1000\r\n\r\n"
+SSE_HEARTBEAT = b":\r\n\r\n"
+RAW_HEARTBEAT = b"\n"
+
+
+class Feed(enum.Enum):
+    LONGPOLL = "longpoll"
+    CONTINUOUS = "continuous"
+    EVENTSOURCE = "eventsource"
+
+    @classmethod
+    def parse(cls, value: str | None) -> Feed:
+        """Unknown values mean longpoll, as in gaffer."""
+        try:
+            return cls((value or "longpoll").lower())
+        except ValueError:
+            return cls.LONGPOLL
+
+
+def sse(event: str, data: str, event_id: int | None = None) -> bytes:
+    """One standard SSE message: event, id, one ``data:`` per line, blank line."""
+    lines = _LINE_BREAK.split(data)
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    head = f"event: {event}\r\n" + (f"id: {event_id}\r\n" if event_id is not None else "")
+    return (head + "".join(f"data: {line}\r\n" for line in lines) + "\r\n").encode()
+
+
+def json_line(payload: Any) -> bytes:
+    return (json.dumps(payload) + "\r\n").encode()
+
+
+class ChunkFormatter:
+    """Frames stream items for one feed; keeps a UTF-8 decoder across chunks."""
+
+    def __init__(self, feed: Feed, label: str, *, as_json: bool, ids: dict[str, int]) -> None:
+        self.feed, self.label, self.as_json, self.ids = feed, label, as_json, ids
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def text(self, data: bytes) -> str:
+        return self._decoder.decode(data)
+
+    def chunk_json(self, chunk: Chunk) -> dict[str, Any]:
+        return {"seq": chunk.seq, "ts": chunk.ts, **self.ids, "label": self.label,
+                "data": self.text(chunk.data)}  # fmt: skip
+
+    def frame(self, item: Item) -> bytes:
+        if isinstance(item, Gap):
+            gap = {"chunks": item.chunks, "bytes": item.bytes, "next_seq": item.next_seq}
+            if self.feed is Feed.EVENTSOURCE:
+                return sse("gap", json.dumps(gap))
+            return json_line({"gap": gap}) if self.as_json else b""
+        if self.feed is Feed.EVENTSOURCE:
+            payload = json.dumps(self.chunk_json(item)) if self.as_json else self.text(item.data)
+            return sse(self.label, payload, item.seq)
+        return json_line(self.chunk_json(item)) if self.as_json else item.data
+
+
+def stream_body(
+    sub: Subscription, formatter: ChunkFormatter, heartbeat: float | None
+) -> Iterator[bytes]:
+    """Body of a continuous or eventsource stream feed."""
+    sse_feed = formatter.feed is Feed.EVENTSOURCE
+    try:
+        yield SSE_PREAMBLE if sse_feed else RAW_HEARTBEAT
+        while True:
+            batch = sub.read(heartbeat)
+            if batch is None:
+                return
+            if not batch:
+                yield SSE_HEARTBEAT if sse_feed else RAW_HEARTBEAT
+                continue
+            body = b"".join(formatter.frame(item) for item in batch)
+            if body:
+                yield body
+    finally:
+        sub.close()
+
+
+def event_body(
+    queue: EventQueue,
+    feed: Feed,
+    heartbeat: float | None,
+    render: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+) -> Iterator[bytes]:
+    """Body of a /watch or /stats feed over an event queue (longpoll ends after one)."""
+    try:
+        if feed is Feed.EVENTSOURCE:
+            yield SSE_PREAMBLE
+        elif feed is Feed.CONTINUOUS:
+            yield RAW_HEARTBEAT
+        while True:
+            item = queue.get(heartbeat if feed is not Feed.LONGPOLL else None)
+            if item is None:
+                if queue.closed:
+                    return
+                yield SSE_HEARTBEAT if feed is Feed.EVENTSOURCE else RAW_HEARTBEAT
+                continue
+            event, payload = item
+            message = render(event, payload) if render else payload
+            if feed is Feed.EVENTSOURCE:
+                yield sse(event, json.dumps(message))
+            else:
+                yield json_line(message)
+                if feed is Feed.LONGPOLL:
+                    return
+    finally:
+        queue.close()
