@@ -102,10 +102,12 @@ class Daemon:
         if self.args.pidfile and not self._write_pidfile(self.args.pidfile):
             return 1
         self.stop_requested, self.reload_requested = Event(), Event()
-        gevent.signal_handler(signal.SIGTERM, self.stop_requested.set)
-        gevent.signal_handler(signal.SIGINT, self.stop_requested.set)
-        gevent.signal_handler(signal.SIGQUIT, self.stop_requested.set)
-        gevent.signal_handler(signal.SIGHUP, self.reload_requested.set)
+        # The handles must stay referenced: a collected handle stops its watcher.
+        self.signal_handles = [
+            gevent.signal_handler(sig, self.stop_requested.set)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+        ]
+        self.signal_handles.append(gevent.signal_handler(signal.SIGHUP, self.reload_requested.set))
         try:
             manager = self._start(config, endpoints)
         except (ConfigError, OSError) as exc:
@@ -114,7 +116,7 @@ class Daemon:
             return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
         try:
             while not self.stop_requested.is_set():
-                gevent.wait([self.stop_requested, self.reload_requested])
+                gevent.wait([self.stop_requested, self.reload_requested], count=1)
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
                     self._reload(manager)

@@ -3,26 +3,26 @@
 pywsgi only notices a dead client when a write fails, so an idle feed would
 hold its subscription until the next heartbeat. gafferd's handler puts the
 client socket in the environ; a small greenlet peeks at it and calls back as
-soon as the peer closes.
+soon as the peer closes. The watcher is killed (and waited for) when the
+response closes, before pywsgi reads the next request on that socket.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any
 
 import gevent
-from flask import request
+from flask import Response, request
 
 ENVIRON_KEY = "gaffer.socket"
 
 
-def watch_disconnect(on_gone: Callable[[], None]) -> gevent.Greenlet[Any] | None:
-    """Call ``on_gone`` when the client closes; kill the returned greenlet when done."""
+def on_disconnect(response: Response, on_gone: Callable[[], None]) -> Response:
+    """Call ``on_gone`` if the client closes while ``response`` streams."""
     sock = request.environ.get(ENVIRON_KEY)
     if sock is None:
-        return None
+        return response  # not served by gafferd's handler: heartbeats will notice
 
     def peek() -> None:
         try:
@@ -32,4 +32,6 @@ def watch_disconnect(on_gone: Callable[[], None]) -> gevent.Greenlet[Any] | None
         if not data:
             on_gone()
 
-    return gevent.spawn(peek)
+    watcher = gevent.spawn(peek)
+    response.call_on_close(lambda: watcher.kill(block=True, timeout=1))
+    return response

@@ -11,7 +11,7 @@ from gevent.event import Event
 from ..errors import BadValue
 from ..feeds import RAW_HEARTBEAT, SSE_PREAMBLE, Feed, json_line, sse
 from ..process import Process
-from .disconnect import watch_disconnect
+from .disconnect import on_disconnect
 from .extension import gaffer, manager
 from .params import STREAM_HEADERS, json_response, parse_pid
 
@@ -64,7 +64,6 @@ def _feed() -> Feed | None:
 def _stat_feed(kind: Feed, processes: list[Process]) -> Response:
     collector = gaffer().stats
     stop = Event()
-    watcher = watch_disconnect(stop.set)
 
     def body() -> Iterator[bytes]:
         yield SSE_PREAMBLE if kind is Feed.EVENTSOURCE else RAW_HEARTBEAT
@@ -84,6 +83,4 @@ def _stat_feed(kind: Feed, processes: list[Process]) -> Response:
 
     mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/json"
     response = Response(stream_with_context(body()), mimetype=mimetype, headers=STREAM_HEADERS)
-    if watcher is not None:
-        response.call_on_close(lambda: watcher.kill(block=False))
-    return response
+    return on_disconnect(response, stop.set)

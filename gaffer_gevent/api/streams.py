@@ -15,7 +15,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from ..errors import BadValue, NotFound, PayloadTooLarge
 from ..feeds import ChunkFormatter, Feed, stream_body
 from ..streams import Chunk, Overflow, Subscription
-from .disconnect import watch_disconnect
+from .disconnect import on_disconnect
 from .extension import gaffer, manager
 from .params import STREAM_HEADERS, feed, heartbeat, ok, optional_int, parse_pid
 
@@ -42,15 +42,12 @@ def stream(segment: str, label: str) -> Response:
     as_json = request.args.get("format") == "json"
     ids = {"pid": process.pid, "os_pid": process.os_pid}
     formatter = ChunkFormatter(kind, label, as_json=as_json, ids=ids)
-    watcher = watch_disconnect(sub.close)
     mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/octet-stream"
     if as_json and kind is Feed.CONTINUOUS:
         mimetype = "application/x-ndjson"
     body = stream_with_context(stream_body(sub, formatter, beat))
     response = Response(body, mimetype=mimetype, headers=STREAM_HEADERS)
-    if watcher is not None:
-        response.call_on_close(lambda: watcher.kill(block=False))
-    return response
+    return on_disconnect(response, sub.close)
 
 
 def _since() -> int | None:

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, stream_with_context
 from ..errors import BadEventType
 from ..events import MANAGER_EVENTS, PROC_EVENTS
 from ..feeds import Feed, event_body
-from .disconnect import watch_disconnect
+from .disconnect import on_disconnect
 from .extension import manager
 from .params import STREAM_HEADERS, feed, heartbeat
 
@@ -34,13 +34,10 @@ def watch(a: str | None = None, b: str | None = None, c: str | None = None) -> R
     pattern = pattern_for([s for s in (a, b, c) if s is not None])
     kind, beat = feed(), heartbeat()
     queue = manager().bus.queue(pattern)
-    watcher = watch_disconnect(queue.close)
     mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/json"
     response = Response(
         stream_with_context(event_body(queue, kind, beat)),
         mimetype=mimetype,
         headers=STREAM_HEADERS,
     )
-    if watcher is not None:
-        response.call_on_close(lambda: watcher.kill(block=False))
-    return response
+    return on_disconnect(response, queue.close)
