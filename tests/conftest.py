@@ -1,9 +1,83 @@
-"""Test entry point: patch first (the only place tests patch), then shared fixtures."""
+"""Test entry point: patch first (the only place tests patch), then shared fixtures.
+
+Fixtures give real things: a ``Manager`` with real children, and ``server``, a
+real gevent WSGI server with gafferd's handler on 127.0.0.1 (ephemeral port)
+serving the API over that manager. An autouse check fails any test that
+leaves a child process behind.
+"""
 
 from gevent import monkey
 
 monkey.patch_all()
 
+import os  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import psutil  # noqa: E402
 import pytest  # noqa: E402
 
 pytest.register_assert_rewrite("tests.helpers")
+
+from gaffer_gevent.api import create_app  # noqa: E402
+from gaffer_gevent.config import Address, EndpointConfig  # noqa: E402
+from gaffer_gevent.manager import Manager  # noqa: E402
+from gaffer_gevent.server import make_servers  # noqa: E402
+
+from .helpers import wait_for  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_children() -> Iterator[None]:
+    """Every child a test starts must be gone (or at least dying) when it ends."""
+    me = psutil.Process(os.getpid())
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+
+    def leftovers() -> list[psutil.Process]:
+        alive = []
+        for p in me.children(recursive=True):
+            try:
+                if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+
+    try:
+        wait_for(lambda: not leftovers(), timeout=15)
+    except AssertionError:
+        left = leftovers()
+        for p in left:
+            p.kill()
+        pytest.fail(f"children left behind: {[(p.pid, p.cmdline()) for p in left]}")
+
+
+@pytest.fixture
+def manager() -> Iterator[Manager]:
+    mgr = Manager()
+    yield mgr
+    mgr.stop_all(timeout=10)
+    mgr.bus.close()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    host: str
+    port: int
+    manager: Manager
+    app: object
+
+
+@pytest.fixture
+def server(manager: Manager) -> Iterator[LiveServer]:
+    """The whole API on a real socket: ``server.url`` is ``http://127.0.0.1:<port>``."""
+    app = create_app(manager)
+    endpoint = EndpointConfig("test", [Address("tcp", "127.0.0.1", 0, "")])
+    ((wsgi, url),) = make_servers(app, [endpoint])
+    wsgi.start()
+    host, port = wsgi.socket.getsockname()[:2]
+    yield LiveServer(url, host, port, manager, app)
+    manager.stop_all(timeout=10)
+    wsgi.stop(timeout=2)
