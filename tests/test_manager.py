@@ -1,0 +1,182 @@
+"""The manager with real children: respawn, flapping, stop of whole trees, no leaks."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+from typing import Any
+
+import gevent
+import psutil
+import pytest
+
+from gaffer_gevent.manager import Manager
+from gaffer_gevent.template import ProcessTemplate
+from tests.helpers import child, wait_for
+
+
+def add(manager: Manager, name: str, start: bool = True, **fields: Any) -> ProcessTemplate:
+    template = ProcessTemplate.from_json({"name": name, **fields})
+    manager.add_template(template, start=start)
+    return template
+
+
+def record(manager: Manager, pattern: str = ".") -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    manager.bus.subscribe(pattern, lambda event, payload: events.append(payload))
+    return events
+
+
+def test_sigkilled_child_respawns_under_a_new_pid(manager: Manager) -> None:
+    events = record(manager, "exit")
+    add(manager, "sleeper", cmd="sleep 600")
+    first = manager.running[1]
+    os.kill(first.os_pid, signal.SIGKILL)
+    wait_for(lambda: manager.pids("sleeper") == [2])
+    wait_for(lambda: events)
+    assert events[0] == {
+        "event": "exit", "name": "sleeper", "pid": 1, "exit_status": 0,
+        "term_signal": signal.SIGKILL, "os_pid": first.os_pid,
+    }  # fmt: skip
+    assert manager.running[2].os_pid != first.os_pid
+
+
+def test_flapping_stops_retries_then_gives_up(manager: Manager) -> None:
+    events = record(manager)
+    flapping = {"attempts": 2, "window": 5, "retry_in": 0.2, "max_retry": 2}
+    add(manager, "crash", cmd="false", flapping=flapping)
+    wait_for(lambda: sum(e["event"] == "flap" for e in events) == 3, timeout=15)
+    state = manager.states["crash"]
+    wait_for(lambda: state.stopped and state.retry_timer is None and not manager.stopping)
+    spawns = [e["pid"] for e in events if e["event"] == "spawn"]
+    assert spawns == [1, 2, 3, 4]
+    gevent.sleep(0.5)  # a retry would have fired by now
+    assert [e["pid"] for e in events if e["event"] == "spawn"] == [1, 2, 3, 4]
+
+
+def test_stop_cancels_a_pending_flapping_retry(manager: Manager) -> None:
+    events = record(manager, "spawn")
+    add(manager, "crash", cmd="false", flapping={"attempts": 1, "window": 5, "retry_in": 0.3})
+    wait_for(lambda: manager.states["crash"].retry_timer is not None)
+    manager.stop_template("crash")
+    gevent.sleep(0.6)
+    assert len(events) == 1
+
+
+def test_child_ignoring_sigterm_is_killed_after_graceful_timeout(manager: Manager) -> None:
+    events = record(manager, "exit")
+    add(manager, "stubborn", graceful_timeout=0.3, redirect_output=["out"], **child("ignore_term"))
+    process = manager.running[1]
+    sub = process.stream("out").subscribe(since=0)
+    wait_for(lambda: sub.take())  # it has installed its handler
+    manager.stop_template("stubborn")
+    wait_for(lambda: events, timeout=5)
+    assert events[0]["term_signal"] == signal.SIGKILL
+
+
+@pytest.mark.parametrize("leader_exits", [False, True])
+def test_grandchildren_do_not_outlive_the_process(manager: Manager, leader_exits: bool) -> None:
+    args = ["exit"] if leader_exits else []
+    fields = child("forker", *args)
+    add(manager, "tree", redirect_output=["out"], start=False, **fields)
+    manager.states["tree"].template.numprocesses = 1
+    manager.start_template("tree")
+    process = manager.running[1]
+    sub = process.stream("out").subscribe(since=0)
+    line = wait_for(lambda: b"".join(c.data for c in sub.take() if hasattr(c, "data")))
+    grandchild = psutil.Process(int(line.split()[1]))
+    if not leader_exits:
+        manager.stop_template("tree")
+    wait_for(lambda: not process.alive, timeout=10)
+    wait_for(lambda: not _alive(grandchild), timeout=5)
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_missing_executable_neither_crashes_nor_busy_loops(manager: Manager) -> None:
+    events = record(manager, "exit")
+    add(manager, "ghost", cmd="/nonexistent/program")
+    wait_for(lambda: events)
+    assert events[0]["exit_status"] == 127
+    gevent.sleep(1.5)
+    assert 2 <= len(events) <= 3  # about one attempt a second, not thousands
+    manager.stop_template("ghost")
+    # the manager still works
+    add(manager, "fine", cmd="sleep 600")
+    assert manager.status("fine")["running"] == 1
+
+
+def test_start_stop_cycles_leak_no_zombies_fds_or_greenlets(manager: Manager) -> None:
+    me = psutil.Process()
+    for i in range(50):
+        add(manager, f"t{i}", start=False, cmd="sleep 600", numprocesses=2,
+            redirect_output=["out", "err"], redirect_input=True)  # fmt: skip
+
+    def cycle() -> None:
+        for i in range(50):
+            manager.start_template(f"t{i}")
+        assert len(manager.running) == 100
+        for i in range(50):
+            manager.stop_template(f"t{i}")
+        wait_for(lambda: not manager.stopping, timeout=20)
+
+    cycle()  # warm up caches and pools
+    gevent.sleep(0.1)
+    fds, greenlets = me.num_fds(), _greenlet_count()
+    for _ in range(9):
+        cycle()
+    # killed readers and finished exit handlers are gone after a loop turn or two
+    wait_for(lambda: _greenlet_count() <= greenlets + 5, timeout=5)
+    assert me.num_fds() <= fds
+    zombies = [c for c in me.children() if c.status() == psutil.STATUS_ZOMBIE]
+    assert zombies == []
+
+
+def _greenlet_count() -> int:
+    from greenlet import greenlet
+
+    return sum(1 for o in gc.get_objects() if isinstance(o, greenlet) and not o.dead)
+
+
+def test_flood_with_a_subscriber_that_never_reads_keeps_memory_bounded(manager: Manager) -> None:
+    me = psutil.Process()
+    add(manager, "flood", redirect_output=["out"], **child("flood"))
+    stream = manager.running[1].stream("out")
+    idle = stream.subscribe()
+    wait_for(lambda: stream.total_bytes > 20 * 1024 * 1024, timeout=30)
+    rss = me.memory_info().rss
+    target = stream.total_bytes + 100 * 1024 * 1024
+    wait_for(lambda: stream.total_bytes > target, timeout=60)
+    assert stream.held_bytes <= stream.buffer_size + 65536
+    assert me.memory_info().rss - rss < 30 * 1024 * 1024
+    assert idle.take()[0].chunks > 0  # type: ignore[union-attr]  # it is told what it missed
+    manager.stop_template("flood")
+
+
+def test_template_events_follow_spec_order(manager: Manager) -> None:
+    events = record(manager)
+    add(manager, "ord", cmd="sleep 600", numprocesses=2)
+    manager.scale("ord", -1)
+    manager.stop_template("ord")
+    wait_for(lambda: sum(e["event"] == "exit" for e in events) == 2)
+    names = [e["event"] for e in events if not e["event"].endswith("exit")]
+    assert names == [
+        "create", "start", "proc.ord.start", "spawn", "proc.ord.spawn", "spawn",
+        "proc.ord.spawn", "update", "reap", "proc.ord.reap", "stop", "proc.ord.stop",
+        "stop_pid", "proc.ord.stop_pid",
+    ]  # fmt: skip
+
+
+def test_restart_gives_fresh_pids_and_update_replaces_settings(manager: Manager) -> None:
+    add(manager, "r", cmd="sleep 600", numprocesses=2)
+    manager.restart_template("r")
+    assert manager.pids("r") == [3, 4]
+    manager.update_template(ProcessTemplate.from_json({"name": "r", "cmd": "sleep 500"}))
+    assert manager.pids("r") == [5]
+    assert manager.get_template("r").to_json() == {"name": "r", "cmd": "sleep 500"}
