@@ -1,0 +1,203 @@
+"""gafferd end to end: real daemon subprocess, real signals, real sockets."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.helpers import wait_for
+
+GAFFERD = [sys.executable, "-m", "gaffer_gevent"]
+
+
+class Gafferd:
+    """A gafferd subprocess on an ephemeral port, in its own process group."""
+
+    def __init__(self, config: Path, *extra: str) -> None:
+        self.config = config
+        self.proc = subprocess.Popen(
+            [*GAFFERD, "--bind", "127.0.0.1:0", *extra, str(config)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        self.stderr_lines: list[str] = []
+        self.url = self._read_url()
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    def _read_url(self) -> str:
+        assert self.proc.stderr is not None
+        while True:
+            line = self.proc.stderr.readline().decode()
+            if not line:
+                raise AssertionError(f"gafferd exited: {self.stderr_lines}")
+            self.stderr_lines.append(line)
+            match = re.search(r"listening on (http://\S+)", line)
+            if match:
+                return match.group(1)
+
+    def children(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+    def cleanup(self) -> None:
+        self.http.close()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(
+        tmp_path / "gaffer.ini",
+        """
+        [process:sleepers]
+        cmd = sleep 600
+        numprocesses = 20
+
+        [process:web:echo]
+        cmd = cat
+        redirect_output = stdout, stderr
+        redirect_input = true
+        priority = 0
+        """,
+    )
+
+
+@pytest.fixture
+def daemon(config: Path) -> Iterator[Gafferd]:
+    gafferd = Gafferd(config)
+    yield gafferd
+    gafferd.cleanup()
+
+
+def test_sigterm_with_20_children_exits_0_and_leaves_nothing(daemon: Gafferd) -> None:
+    wait_for(lambda: len(daemon.http.get("/processes?running=true").json()) == 21)
+    children = daemon.children()
+    assert len(children) == 21
+    # priority 0 starts first: web:echo got pid 1
+    assert daemon.http.get("/processes/web:echo/_pids").json()["pids"] == [1]
+    port = int(daemon.url.rsplit(":", 1)[1])
+    assert daemon.stop() == 0
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    with pytest.raises(psutil.NoSuchProcess):
+        psutil.Process(daemon.proc.pid).status()
+    listening = [c for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port]
+    assert all(c.status != psutil.CONN_LISTEN for c in listening)
+
+
+def test_sighup_reloads_the_config_file(daemon: Gafferd, config: Path) -> None:
+    wait_for(lambda: len(daemon.http.get("/processes?running=true").json()) == 21)
+    echo_pids = daemon.http.get("/processes/web:echo/_pids").json()["pids"]
+    write_config(
+        config,
+        """
+        [process:sleepers]
+        cmd = sleep 601
+        numprocesses = 2
+
+        [process:web:echo]
+        cmd = cat
+        redirect_output = stdout, stderr
+        redirect_input = true
+        priority = 0
+
+        [process:newcomer]
+        cmd = sleep 600
+        """,
+    )
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "newcomer" in daemon.http.get("/processes").json())
+    wait_for(lambda: len(daemon.http.get("/processes/sleepers/_pids").json()["pids"]) == 2)
+    assert daemon.http.get("/processes/sleepers").json()["cmd"] == "sleep 601"
+    assert daemon.http.get("/processes/web:echo/_pids").json()["pids"] == echo_pids
+    write_config(config, "[process:newcomer]\ncmd = sleep 600\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: daemon.http.get("/processes").json() == ["newcomer"])
+    assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("[process:a]\ncmd = x\nnumprocesses = many\n", "[process:a] numprocesses"),
+        ("[process:a]\ncmd = x\ncolour = red\n", "[process:a] colour"),
+        ("[gaffer]\nhttp_endpoints = nowhere\n", "nowhere"),
+        ("not an ini file\n", "gaffer.ini"),
+    ],
+)
+def test_bad_config_exits_2_with_one_line(tmp_path: Path, text: str, where: str) -> None:
+    path = write_config(tmp_path / "gaffer.ini", text)
+    result = subprocess.run([*GAFFERD, str(path)], capture_output=True, timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert str(path) in lines[0] and where in lines[0]
+    assert "Traceback" not in result.stderr.decode()
+
+
+def test_unreadable_config_exits_2(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.ini"
+    result = subprocess.run([*GAFFERD, str(missing)], capture_output=True, timeout=30)
+    assert result.returncode == 2
+    assert str(missing) in result.stderr.decode()
+
+
+def test_vv_echoes_children_output_with_name_and_pid(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "gaffer.ini",
+        "[process:talker]\ncmd = sh\nargs = -c 'echo hello-from-child; sleep 600'\n"
+        "redirect_output = stdout, stderr\n",
+    )
+    gafferd = Gafferd(path, "-vv")
+    try:
+        assert gafferd.proc.stdout is not None
+        line = gafferd.proc.stdout.readline().decode()
+        assert line == "talker[1] stdout | hello-from-child\n"
+        assert gafferd.stop() == 0
+    finally:
+        gafferd.cleanup()
+
+
+def test_pidfile_is_written_refused_when_live_and_removed(tmp_path: Path, config: Path) -> None:
+    pidfile = tmp_path / "gafferd.pid"
+    gafferd = Gafferd(config, "--pidfile", str(pidfile))
+    try:
+        assert int(pidfile.read_text()) == gafferd.proc.pid
+        second = subprocess.run(
+            [*GAFFERD, "--bind", "127.0.0.1:0", "--pidfile", str(pidfile), str(config)],
+            capture_output=True, timeout=30,
+        )  # fmt: skip
+        assert second.returncode == 1
+        assert "already running" in second.stderr.decode()
+        assert gafferd.stop() == 0
+        assert not pidfile.exists()
+    finally:
+        gafferd.cleanup()
+
+
+def test_importing_the_package_patches_nothing() -> None:
+    code = (
+        "import gaffer_gevent, gaffer_gevent.manager, gaffer_gevent.api, socket, gevent.monkey;"
+        "print(gevent.monkey.is_module_patched('socket'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
+    assert result.stdout.decode().strip() == "False", result.stderr.decode()
