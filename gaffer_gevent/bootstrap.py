@@ -1,0 +1,101 @@
+"""From a parsed gafferd config to a running manager and its app.
+
+gafferd and ``wsgi.py`` (gunicorn) must build the same thing from the same ini
+file, so the steps live here once: ``load`` the config, ``build_manager``,
+``build_app``, ``apply_templates`` (also the SIGHUP reload step) and
+``start_webhooks``. Nothing here patches, binds a socket or handles a signal:
+the entry points do that, each in its own way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .config import DaemonConfig, load_config
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .manager import Manager, OutputListener
+    from .webhooks import WebhookDispatcher
+
+#: What ``apply_templates`` remembers of each applied ``[process:NAME]``: its body.
+Applied = dict[str, dict[str, Any]]
+
+
+def load(path: str | None) -> DaemonConfig:
+    """The config in ``path``, or an empty one (no endpoints, no processes) for ``None``.
+
+    Raises ``ConfigError`` naming the file, section and key of any mistake.
+    """
+    if path is None:
+        return DaemonConfig(path=None, endpoints=[], processes=[], webhooks=[])
+    return load_config(path)
+
+
+def build_manager(
+    config: DaemonConfig, *, output_listener: OutputListener | None = None
+) -> Manager:
+    """A manager sized by the ``[gaffer]`` section; it starts nothing yet."""
+    from .manager import Manager
+
+    return Manager(
+        buffer_size=config.stream_buffer_size,
+        stdin_queue_size=config.stdin_queue_size,
+        output_listener=output_listener,
+    )
+
+
+def build_app(manager: Manager, config: DaemonConfig) -> Flask:
+    """The whole API over ``manager`` with the HTTP settings of ``[gaffer]``."""
+    from .api import create_app
+
+    return create_app(
+        manager, cors_origins=config.cors_origins, stdin_max_body=config.stdin_max_body
+    )
+
+
+def apply_templates(
+    manager: Manager,
+    config: DaemonConfig,
+    applied: Mapping[str, Mapping[str, Any]] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Applied:
+    """Bring the manager's templates in line with ``config``; return what is now applied.
+
+    ``applied`` is what an earlier call returned (empty at start-up): templates
+    it lists that the config no longer has are removed, changed ones updated,
+    unchanged ones left running untouched. Templates created over HTTP are
+    never in ``applied``, so a reload leaves them alone.
+    """
+    from .template import ProcessTemplate
+
+    applied = applied or {}
+    say = log or (lambda message: None)
+    wanted = {p.name: p for p in config.processes}
+    for name in applied:
+        if name not in wanted and name in manager.states:
+            manager.remove_template(name)
+            say(f"removed {name}")
+    for proc in config.processes:  # already in priority order
+        body = proc.body
+        template = ProcessTemplate.from_json(body)
+        start = body.get("start", True) is not False
+        if proc.name not in manager.states:
+            manager.add_template(template, start=start)
+        elif applied.get(proc.name) != body:
+            manager.update_template(template, start=start)
+            say(f"updated {proc.name}")
+    return {p.name: p.body for p in config.processes}
+
+
+def start_webhooks(manager: Manager, config: DaemonConfig) -> WebhookDispatcher | None:
+    """A started dispatcher for the config's ``[webhooks]``, or ``None`` when there are none."""
+    if not config.webhooks:
+        return None
+    from .webhooks import WebhookDispatcher
+
+    dispatcher = WebhookDispatcher(manager.bus, config.webhooks)
+    dispatcher.start()
+    return dispatcher

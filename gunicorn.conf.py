@@ -1,0 +1,136 @@
+"""gunicorn settings for serving gaffer's API from ``wsgi.py``.
+
+    GAFFER_CONFIG=examples/gaffer.ini .venv/bin/gunicorn -c gunicorn.conf.py wsgi:application
+
+Command-line flags win over this file (``-b 0.0.0.0:8000`` to bind elsewhere).
+The settings, and why:
+
+* one worker: the manager lives in the worker (see ``wsgi.py``); more workers
+  mean more managers, so this file refuses to start with any other count;
+* geventwebsocket's worker: greenlets for thousands of open streams, and the
+  websocket upgrade for ``/wstreams/<pid>``;
+* ``worker_connections`` far above 1,000: each open stream holds a connection,
+  and once the pool is full every further stream *and API call* hangs; the
+  open-file limit is raised to match;
+* no ``preload_app``: the master must not import ``wsgi.py`` (unpatched, it
+  would own the children); no ``max_requests``: a recycled worker restarts
+  every child;
+* no control socket: gunicorn 27 opens a unix control socket by default, which
+  would let anyone who can reach it add workers (i.e. managers);
+* ``post_worker_init`` stops the children *before* the worker's own
+  SIGTERM/SIGINT/SIGQUIT handling, so open streams end and the worker exits
+  within ``graceful_timeout`` instead of being SIGKILLed with orphans left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import signal
+import socket
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+bind = ["127.0.0.1:5000"]
+workers = 1
+worker_class = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+worker_connections = 10000
+preload_app = False
+max_requests = 0
+control_socket_disable = True
+#: The master SIGKILLs a worker still alive this long after SIGTERM; the
+#: children get most of it (see ``stop_timeout``), the worker the rest.
+graceful_timeout = 30
+timeout = 30
+
+#: Open files the master (and so the worker) may hold: every connection and
+#: every child's pipes need descriptors.
+WANTED_FILES = worker_connections + 4096
+
+SignalHandler = Callable[[int, FrameType | None], Any]
+
+
+def on_starting(server: Any) -> None:
+    """Refuse more than one worker and raise the open-file limit for the connections."""
+    if server.cfg.workers != 1:
+        raise RuntimeError(
+            f"gaffer needs exactly one worker (got {server.cfg.workers}): each worker would "
+            "run its own manager and children; see wsgi.py"
+        )
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = WANTED_FILES if hard == resource.RLIM_INFINITY else min(WANTED_FILES, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def post_worker_init(worker: Any) -> None:
+    """Finish the worker once the app (and with it the manager) is loaded.
+
+    Runs in the worker after the gevent patch and after ``wsgi.py`` was
+    imported, just before the worker starts serving.
+    """
+    set_nodelay(worker.sockets)
+    state = getattr(worker.wsgi, "extensions", {}).get("gaffer")
+    if state is None:
+        worker.log.warning("the WSGI app is not a gaffer app: no child shutdown hook installed")
+        return
+    from gaffer_gevent.server import GafferHandler
+
+    # gafferd's handler: geventwebsocket's, plus the client socket in the
+    # environ so stream views notice a client that leaves while idle.
+    worker.wsgi_handler = GafferHandler
+    shutdown = state.extra.get("shutdown") or state.manager.stop_all
+    stop_children_first(worker, shutdown, stop_timeout(worker.cfg.graceful_timeout))
+
+
+def stop_timeout(graceful: float) -> float:
+    """How long the children may take: most of gunicorn's graceful timeout, never all of it."""
+    return max(1.0, min(graceful - 5.0, graceful * 0.8))
+
+
+def set_nodelay(sockets: list[Any]) -> None:
+    """TCP_NODELAY on the listening sockets (accepted ones inherit it on Linux).
+
+    Small stream chunks otherwise wait for Nagle: p99 fan-out latency about
+    doubled without it. gunicorn 27 already sets it on TCP listeners; this
+    keeps the guarantee if that changes, and skips unix sockets.
+    """
+    for sock in sockets:
+        if getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def stop_children_first(worker: Any, shutdown: Callable[[float], Any], timeout: float) -> None:
+    """Wrap the worker's stop signals: stop the children, then do what gunicorn does.
+
+    The handlers run at signal time, so they only spawn a greenlet; the first
+    signal starts ``shutdown`` and any later one waits for that same run before
+    handing over (SIGINT/SIGQUIT still end the worker at once afterwards).
+    """
+    import gevent
+
+    stopping: list[gevent.Greenlet[Any]] = []
+
+    def stop_then(original: SignalHandler, sig: int, frame: FrameType | None) -> None:
+        try:
+            stopping[0].join()
+            if not stopping[0].successful():
+                worker.log.error("stopping the children failed: %r", stopping[0].exception)
+        finally:
+            original(sig, frame)
+
+    def wrap(original: SignalHandler) -> SignalHandler:
+        def handler(sig: int, frame: FrameType | None) -> None:
+            if not stopping:
+                worker.log.info("signal %s: stopping every child first", sig)
+                stopping.append(gevent.spawn(shutdown, timeout))
+            gevent.spawn(stop_then, original, sig, frame)
+
+        return handler
+
+    signal.signal(signal.SIGTERM, wrap(worker.handle_exit))
+    signal.signal(signal.SIGINT, wrap(worker.handle_quit))
+    signal.signal(signal.SIGQUIT, wrap(worker.handle_quit))
