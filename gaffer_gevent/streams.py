@@ -120,6 +120,8 @@ class Stream:
         """Byte offset just after chunk ``seq``, if still known."""
         if seq <= 0:
             return 0
+        if seq >= self.last_seq:
+            return self.total_bytes
         if seq >= self.first_seq:
             return self.chunks[seq - self.first_seq].offset + len(
                 self.chunks[seq - self.first_seq].data
@@ -128,6 +130,12 @@ class Stream:
             value = self._evicted_end[seq % _EVICTED_INDEX]
             return None if value < 0 else value
         return None
+
+    def start_offset(self, seq: int) -> int:
+        """Byte offset where held chunk ``seq`` starts (the stream's end past the last one)."""
+        if self.first_seq <= seq <= self.last_seq:
+            return self.chunks[seq - self.first_seq].offset
+        return self.total_bytes
 
     def tail_start(self, lines: int) -> tuple[int, int]:
         """Where the last ``lines`` lines start: (seq, bytes to skip in that chunk)."""
@@ -160,8 +168,13 @@ class Stream:
         sub = Subscription(self, overflow)
         if tail is not None:
             sub.next_seq, sub._skip_bytes = self.tail_start(tail)
+            sub.next_offset = self.start_offset(sub.next_seq) + sub._skip_bytes
         elif since is not None:
-            sub.next_seq = max(since, 0) + 1
+            # An id from the future (e.g. a browser reconnecting to a restarted daemon,
+            # whose sequence numbers start again at 1) means "live", not "after a
+            # chunk that may never come".
+            since = min(max(since, 0), self.last_seq)
+            sub.next_seq = since + 1
             sub.next_offset = self.end_offset(since)
         else:
             sub.next_seq = self.last_seq + 1
@@ -217,6 +230,7 @@ class Subscription:
             self.dropped_bytes += lost_bytes or 0
             items.append(Gap(lost, lost_bytes, first))
             self.next_seq, self.next_offset = first, first_offset
+            self._skip_bytes = 0  # the tail's first chunk is gone: nothing left to trim
             if self.overflow is Overflow.CLOSE:
                 self.close()
                 return items
@@ -261,9 +275,15 @@ class Subscription:
             self.stream._wake()  # a feed waiting on this cursor returns at once
 
     def stats(self) -> dict[str, Any]:
+        """Where this cursor is and what it lost (``lag_*``: held but not yet taken)."""
+        stream = self.stream
+        lag_chunks = max(0, stream.last_seq - max(self.next_seq, stream.first_seq) + 1)
+        start = max(self.next_offset or 0, stream.start_offset(stream.first_seq))
         return {
-            "label": self.stream.label,
+            "label": stream.label,
             "next_seq": self.next_seq,
+            "lag_chunks": lag_chunks,
+            "lag_bytes": max(0, stream.total_bytes - start) if lag_chunks else 0,
             "overflow": self.overflow.value,
             "dropped_chunks": self.dropped_chunks,
             "dropped_bytes": self.dropped_bytes,
