@@ -201,6 +201,8 @@ class Subscription:
         self.dropped_chunks = 0
         self.dropped_bytes = 0
         self.closed = False
+        #: Who reads this cursor (a feed, a log file), shown by the debug endpoint.
+        self.owner = ""
         self._skip_bytes = 0
 
     @property
@@ -281,6 +283,7 @@ class Subscription:
         start = max(self.next_offset or 0, stream.start_offset(stream.first_seq))
         return {
             "label": stream.label,
+            "owner": self.owner,
             "next_seq": self.next_seq,
             "lag_chunks": lag_chunks,
             "lag_bytes": max(0, stream.total_bytes - start) if lag_chunks else 0,

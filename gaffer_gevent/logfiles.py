@@ -1,0 +1,531 @@
+"""Log files: each redirected label of a template written to a file, rotated, read back later.
+
+A template's ``stdout_logfile`` / ``stderr_logfile`` name the files (relative
+paths are resolved against the daemon's ``log_dir``, or its working directory).
+Three pieces, from the disk up:
+
+* ``LogFile``: one file and its backups (``name.log`` -> ``name.log.1`` ... like
+  supervisord and logrotate), rotated by size at line boundaries and, if asked,
+  when the local date changes. Plain blocking calls: they run in a thread.
+* ``LogWriter``: one greenlet per file, reading every process of its templates
+  through ordinary stream ``Subscription`` cursors and writing each wake-up's
+  batch in one call on a small thread pool. The reader greenlet only sets an
+  event (a stream sink), so a slow or stuck disk never stalls a child: the
+  cursor falls behind the ring buffer and the file records a gap line instead.
+* ``LogFiles``: the writers of one manager, keyed by path (two templates naming
+  the same file share its writer), attached through ``Manager.spawn_hooks``. A
+  writer outlives process generations, so the file stays open across respawns,
+  and it is closed once the last template using it is removed.
+
+History (``History``) is read from the files alone, so it is there after the
+process is gone and after a daemon restart, as long as a template naming the
+files is registered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any, BinaryIO, TypeVar
+
+import gevent
+from gevent.event import Event
+from gevent.lock import Semaphore
+from gevent.pool import Group
+from gevent.threadpool import ThreadPool
+
+from .errors import IoNotFound
+from .manager import Manager
+from .process import Process
+from .streams import Gap, Stream, Subscription
+from .template import ProcessTemplate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+#: Most bytes a writer takes from its cursors before writing them in one call.
+WRITE_BATCH = 1024 * 1024
+#: Bytes read per call when serving history.
+READ_BLOCK = 64 * 1024
+#: A writer looks at its cursors at least this often, even if no sink woke it.
+SWEEP_INTERVAL = 5.0
+#: Threads doing file I/O for all writers; a hung disk holds these, not the hub's resolver.
+IO_THREADS = 2
+
+
+def line_cut(data: bytes, size: int, line_len: int, maxbytes: int) -> tuple[int, bool]:
+    """Where a write meets size rotation: (bytes for the current file, rotate after them).
+
+    A file ends at a line boundary whenever it can: lines that fit go in and
+    the file rotates before the first line that does not. A line the file
+    already started is finished there (overshooting ``maxbytes`` by its
+    rest), so no line is split across files, unless that line alone is longer
+    than ``maxbytes``: only such a line is cut. ``maxbytes`` 0 means no limit.
+    ``line_len`` is the length of the unfinished last line of the file (0 at a
+    line boundary).
+    """
+    if maxbytes <= 0 or size + len(data) <= maxbytes:
+        return len(data), False
+    room = maxbytes - size
+    if room > 0:
+        end = data.rfind(b"\n", 0, room)
+        if end >= 0:
+            return end + 1, True
+    if line_len == 0:
+        # At a line boundary: rotate first, unless the file is empty (the line is too long).
+        return (0, True) if size > 0 else (maxbytes, True)
+    end = data.find(b"\n", 0, max(0, maxbytes - line_len))
+    if end >= 0:
+        return end + 1, True
+    return max(room, 0), True  # a line longer than a whole file: cut at maxbytes
+
+
+def backup_paths(path: str, backups: int) -> list[str]:
+    """The history of ``path``, oldest first: ``path.N`` ... ``path.1``, ``path``."""
+    return [f"{path}.{n}" for n in range(backups, 0, -1)] + [path]
+
+
+class LogFile:
+    """One log file and its backups. Blocking: called from a thread, one call at a time."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        maxbytes: int = 50 * 1024 * 1024,
+        backups: int = 10,
+        daily: bool = False,
+        clock: Clock = time.time,
+    ) -> None:
+        self.path = path
+        self.maxbytes = maxbytes
+        self.backups = backups
+        self.daily = daily
+        self.clock = clock
+        self.fd = -1
+        self.size = 0
+        self.line_len = 0
+        self.day: datetime.date | None = None
+
+    def today(self) -> datetime.date:
+        return datetime.date.fromtimestamp(self.clock())
+
+    def open(self) -> None:
+        """Open for appending: a daemon restart continues the file it left."""
+        if self.fd >= 0:
+            return
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        self.fd = os.open(self.path, flags, 0o644)
+        st = os.fstat(self.fd)
+        self.size = st.st_size
+        self.line_len = 0 if self.size == 0 or _last_byte(self.path) == b"\n" else 1
+        # A file last written on an earlier day rotates at its first write today.
+        self.day = datetime.date.fromtimestamp(st.st_mtime) if self.size else self.today()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``, rotating at line boundaries as size and date require."""
+        self.open()
+        if self.daily and self.size and self.today() != self.day:
+            if self.line_len:  # the open line belongs to the old day's file
+                end = data.find(b"\n")
+                if end < 0:
+                    self._append(data)
+                    return
+                self._append(data[: end + 1])
+                data = data[end + 1 :]
+            self.rotate()
+        while data:
+            cut, rotate = line_cut(data, self.size, self.line_len, self.maxbytes)
+            if cut:
+                self._append(data[:cut])
+                data = data[cut:]
+            if rotate:
+                self.rotate()
+
+    def _append(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+        self.size += len(data)
+        end = data.rfind(b"\n")
+        self.line_len = self.line_len + len(data) if end < 0 else len(data) - end - 1
+
+    def rotate(self) -> bool:
+        """``path`` becomes ``path.1`` (``.1`` -> ``.2`` ...); False if the file was empty."""
+        self.open()
+        if self.size == 0:
+            self.day = self.today()
+            return False
+        self.close()
+        if self.backups > 0:
+            for n in range(self.backups - 1, 0, -1):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{self.path}.{n}", f"{self.path}.{n + 1}")
+            os.replace(self.path, f"{self.path}.1")
+        else:
+            os.unlink(self.path)  # no backups kept: rotating drops the history
+        extra = self.backups + 1
+        while os.path.exists(f"{self.path}.{extra}"):  # backups was lowered since last time
+            os.unlink(f"{self.path}.{extra}")
+            extra += 1
+        self.open()
+        self.day = self.today()
+        return True
+
+
+def _last_byte(path: str) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
+
+
+class History:
+    """A snapshot of a log file and its backups, read forward from any line.
+
+    The files are opened (and their sizes fixed) at once, so a rotation or a
+    write while the history is served neither repeats nor skips anything.
+    Blocking: ``tail_start`` and ``read`` run in a thread.
+    """
+
+    def __init__(self, path: str, backups: int) -> None:
+        self.files: list[tuple[BinaryIO, int]] = []
+        for name in backup_paths(path, backups):
+            try:
+                f = open(name, "rb")  # noqa: SIM115 (closed by close())
+            except FileNotFoundError:
+                continue
+            self.files.append((f, os.fstat(f.fileno()).st_size))
+        self._index = 0
+        self._offset = 0
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size in self.files)
+
+    def tail_start(self, lines: int) -> None:
+        """Position the reader at the start of the last ``lines`` lines."""
+        self._index, self._offset = len(self.files), 0
+        if lines <= 0:
+            return
+        newlines = 0
+        last = True  # a newline ending the whole history ends the last line, starts none
+        for index in range(len(self.files) - 1, -1, -1):
+            f, size = self.files[index]
+            end = size
+            while end > 0:
+                start = max(0, end - READ_BLOCK)
+                f.seek(start)
+                block = f.read(end - start)
+                pos = len(block)
+                if last and block.endswith(b"\n"):
+                    pos -= 1
+                last = False
+                while (pos := block.rfind(b"\n", 0, pos)) >= 0:
+                    newlines += 1
+                    if newlines == lines:
+                        self._index, self._offset = index, start + pos + 1
+                        return
+                end = start
+        self._index, self._offset = 0, 0
+
+    def read(self, size: int = READ_BLOCK) -> bytes:
+        """The next block, b"" at the end of the snapshot."""
+        while self._index < len(self.files):
+            f, end = self.files[self._index]
+            if self._offset < end:
+                f.seek(self._offset)
+                data = f.read(min(size, end - self._offset))
+                self._offset += len(data)
+                if data:
+                    return data
+            self._index, self._offset = self._index + 1, 0
+        return b""
+
+    def close(self) -> None:
+        for f, _ in self.files:
+            f.close()
+        self.files = []
+
+
+class LogWriter:
+    """One file's writer greenlet, fed by cursors on every process of its templates."""
+
+    def __init__(self, file: LogFile, pool: ThreadPool, group: Group) -> None:
+        self.file = file
+        self.pool = pool
+        self.owners: set[tuple[str, str]] = set()  # (template name, label)
+        self.subscriptions: list[Subscription] = []
+        self.closing = False
+        self._wait_for_exit = True
+        self.written_bytes = 0
+        self.failed_bytes = 0
+        self.lost_chunks = 0
+        self.lost_bytes = 0
+        self.lock = Semaphore()  # one file operation at a time: writes and rotations
+        self._wakeup = Event()
+        self._last_error = ""
+        self.greenlet = group.spawn(self._run)
+
+    def follow(self, stream: Stream, process: Process) -> None:
+        """Write ``stream`` from its first byte on; wake up on each chunk and at exit."""
+        sub = stream.subscribe(since=0)
+        sub.owner = f"logfile {self.file.path}"
+        self.subscriptions.append(sub)
+        stream.sinks.append(self._wake)
+        process.exited.rawlink(self._wake)
+        self._wake()
+
+    def _wake(self, *_: Any) -> None:
+        # Called by the reader greenlet for every chunk: setting an event is all it may do.
+        self._wakeup.set()
+
+    def close(self, *, wait_for_exit: bool = True) -> None:
+        """Close the file once what is held is written.
+
+        ``wait_for_exit``: also what the followed processes still print until they
+        exit (a removed template's processes are stopping and may say why);
+        otherwise cursors on processes still running are dropped after the drain.
+        """
+        self.closing = True
+        self._wait_for_exit = self._wait_for_exit and wait_for_exit
+        self._wake()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wakeup.clear()
+                data = self._collect()
+                if data:
+                    self._write(data)
+                elif self.closing and (not self.subscriptions or not self._wait_for_exit):
+                    return
+                else:
+                    self._wakeup.wait(SWEEP_INTERVAL)
+        finally:
+            for sub in self.subscriptions:
+                sub.close()
+            self.subscriptions = []
+            with self.lock:
+                self.pool.apply(self.file.close)
+
+    def _collect(self) -> bytes:
+        """Take up to one batch from the cursors; a lost stretch becomes a gap line."""
+        pieces: list[bytes] = []
+        size = 0
+        for sub in list(self.subscriptions):
+            while size < WRITE_BATCH:
+                items = sub.take(WRITE_BATCH - size)
+                if not items:
+                    break
+                for item in items:
+                    if isinstance(item, Gap):
+                        self.lost_chunks += item.chunks
+                        self.lost_bytes += item.bytes or 0
+                        mid_line = pieces[-1][-1:] != b"\n" if pieces else self.file.line_len > 0
+                        pieces.append(_gap_line(item, mid_line))
+                    else:
+                        pieces.append(item.data)
+                        size += len(item.data)
+            if sub.at_end:
+                sub.close()
+                self.subscriptions.remove(sub)
+        return b"".join(pieces)
+
+    def _write(self, data: bytes) -> None:
+        with self.lock:
+            try:
+                self.pool.apply(self.file.write, (data,))
+                self.written_bytes += len(data)
+            except OSError as exc:
+                self.failed_bytes += len(data)
+                if str(exc) != self._last_error:  # once per distinct error, not per batch
+                    log.warning("cannot write %s: %s", self.file.path, exc)
+                self._last_error = str(exc)
+                with contextlib.suppress(OSError):
+                    self.pool.apply(self.file.close)  # reopened at the next write
+
+    def rotate(self) -> bool:
+        """Rotate now, between two batches (so between two whole writes)."""
+        with self.lock:
+            return bool(self.pool.apply(self.file.rotate))
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "path": self.file.path,
+            "owners": sorted(f"{name}/{label}" for name, label in self.owners),
+            "size": self.file.size,
+            "written_bytes": self.written_bytes,
+            "failed_bytes": self.failed_bytes,
+            "lost_chunks": self.lost_chunks,
+            "lost_bytes": self.lost_bytes,
+        }
+
+
+def _gap_line(gap: Gap, mid_line: bool) -> bytes:
+    lost = f"{gap.chunks} chunks" + ("" if gap.bytes is None else f", {gap.bytes} bytes")
+    text = f"[gaffer: {lost} not written, the log writer fell behind]\n"
+    return (b"\n" if mid_line else b"") + text.encode()
+
+
+class LogFiles:
+    """The log files of one manager: writers attached to every spawned process."""
+
+    def __init__(
+        self, manager: Manager, log_dir: str | None = None, *, clock: Clock = time.time
+    ) -> None:
+        self.manager = manager
+        self.log_dir = os.path.abspath(os.path.expanduser(log_dir)) if log_dir else None
+        self.clock = clock
+        self.pool = ThreadPool(IO_THREADS)
+        self.writers: dict[str, LogWriter] = {}  # by absolute path
+        self.routes: dict[tuple[str, str], str] = {}  # (template, label) -> path
+        self._group = Group()
+        self._retired: list[LogWriter] = []  # closing, still writing what processes print
+        self.closed = False
+        manager.spawn_hooks.append(self.attach)
+        manager.bus.subscribe("delete", self._template_deleted)
+        for process in manager.all_processes():
+            self.attach(process)
+
+    # -- paths ----------------------------------------------------------------
+
+    def resolve(self, path: str) -> str:
+        path = os.path.expanduser(path)
+        return os.path.abspath(os.path.join(self.log_dir or os.getcwd(), path))
+
+    def paths(self, template: ProcessTemplate) -> dict[str, str]:
+        """Label -> log file, for the labels a process of ``template`` really has.
+
+        ``stdout_logfile`` records the first redirected label, ``stderr_logfile``
+        the second; a stderr merged into stdout's label goes to stdout's file.
+        """
+        labels = template.labels
+        found: dict[str, str] = {}
+        if template.stdout_logfile and labels:
+            found[labels[0]] = self.resolve(template.stdout_logfile)
+        if template.stderr_logfile and len(labels) > 1 and labels[1] not in found:
+            found[labels[1]] = self.resolve(template.stderr_logfile)
+        return found
+
+    def path_for(self, template: ProcessTemplate, label: str) -> str:
+        """The file of ``label`` (or of the aliases ``stdout``/``stderr``); IoNotFound if none."""
+        labels = template.labels
+        if label == "stdout" or (labels and label == labels[0]):
+            path = template.stdout_logfile
+        elif label == "stderr" or (len(labels) > 1 and label == labels[1]):
+            path = template.stderr_logfile
+        else:
+            path = None
+        if not path:
+            raise IoNotFound(f"no log file for label {label!r} of {template.name!r}")
+        return self.resolve(path)
+
+    # -- writers --------------------------------------------------------------
+
+    def attach(self, process: Process) -> None:
+        """Spawn hook: follow each logged label of a new process."""
+        if self.closed:
+            return
+        for label, path in self.paths(process.template).items():
+            stream = process.streams.get(label)
+            if stream is not None:
+                self._writer(process.name, label, path, process.template).follow(stream, process)
+
+    def _writer(self, name: str, label: str, path: str, template: ProcessTemplate) -> LogWriter:
+        key = (name, label)
+        old = self.routes.get(key)
+        if old is not None and old != path:
+            self._release(key, old)  # the template was updated to another file
+        writer = self.writers.get(path)
+        if writer is None or writer.closing:
+            log_file = LogFile(path, clock=self.clock)
+            writer = self.writers[path] = LogWriter(log_file, self.pool, self._group)
+        writer.file.maxbytes = template.logfile_maxbytes
+        writer.file.backups = template.logfile_backups
+        writer.file.daily = template.logfile_rotate_daily
+        writer.owners.add(key)
+        self.routes[key] = path
+        return writer
+
+    def _release(self, key: tuple[str, str], path: str) -> None:
+        self.routes.pop(key, None)
+        writer = self.writers.get(path)
+        if writer is not None:
+            writer.owners.discard(key)
+            if not writer.owners:
+                del self.writers[path]
+                self._retired.append(writer)
+                writer.greenlet.link(lambda _: self._forget(writer))
+                writer.close()
+
+    def _forget(self, writer: LogWriter) -> None:
+        if writer in self._retired:
+            self._retired.remove(writer)
+
+    def _template_deleted(self, event: str, payload: dict[str, Any]) -> None:
+        name = payload.get("name")
+        if name in self.manager.states:
+            return  # deleted and added again before this event arrived
+        for key, path in list(self.routes.items()):
+            if key[0] == name:
+                self._release(key, path)
+
+    # -- what the API calls ---------------------------------------------------
+
+    def rotate(self, name: str) -> list[str]:
+        """Rotate every log file of template ``name`` now; the paths that rotated."""
+        template = self.manager.get_template(name)
+        rotated = []
+        for label, path in self.paths(template).items():
+            if self._writer(name, label, path, template).rotate():
+                rotated.append(path)
+        return rotated
+
+    def history(self, name: str, label: str) -> History:
+        """The files of ``label`` of template ``name``, opened as one snapshot."""
+        template = self.manager.get_template(name)
+        path = self.path_for(template, label)
+        writer = self.writers.get(path)
+        if writer is None:
+            return self.run(History, path, template.logfile_backups)
+        with writer.lock:  # not in the middle of a rotation
+            return self.run(History, path, template.logfile_backups)
+
+    def run(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking file code on the I/O threads, leaving the hub free."""
+        result: T = self.pool.apply(func, args)
+        return result
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [writer.stats() for writer in self.writers.values()]
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Let the writers drain what exited processes left, then close every file."""
+        self.closed = True
+        if self.attach in self.manager.spawn_hooks:
+            self.manager.spawn_hooks.remove(self.attach)
+        self.manager.bus.unsubscribe("delete", self._template_deleted)
+        for writer in [*self.writers.values(), *self._retired]:
+            writer.close(wait_for_exit=False)
+        self.writers.clear()
+        self.routes.clear()
+        self._retired.clear()
+        if not self._group.join(timeout):
+            self._group.kill(timeout=1)
+        self.pool.kill()
+        gevent.idle()
