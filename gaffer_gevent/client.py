@@ -245,6 +245,17 @@ def _raw(chunks: Iterator[bytes]) -> Iterator[bytes]:
     return (chunk for chunk in chunks if chunk)
 
 
+def _ndjson_output(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Output bytes from NDJSON chunk records; blank (heartbeat) lines and gaps are skipped."""
+    pending = b""
+    for chunk in chunks:
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            record = json.loads(line) if line.strip() else None
+            if isinstance(record, dict) and isinstance(record.get("data"), str):
+                yield record["data"].encode()
+
+
 def _describe(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0] if text else text
@@ -607,6 +618,32 @@ class Client:
         if feed == "eventsource":
             return self._open_feed(path, params, heartbeat, _sse_events)
         return self._open_feed(path, params, heartbeat, _raw)
+
+    def follow(
+        self, pid: int, label: str = "stdout", *, heartbeat: int = 30, tail: int | None = None
+    ) -> Feed[bytes]:
+        """Output of ``label`` exactly as the process wrote it (as UTF-8), heartbeats removed.
+
+        Asks for gafferd's JSON chunk records (``format=json``), where heartbeats
+        cannot be mistaken for output; a server without them sends raw bytes,
+        which are passed on as they come. ``tail`` first replays the last lines
+        the server kept.
+        """
+        params: dict[str, str | int] = {"feed": "continuous", "heartbeat": heartbeat}
+        params["format"] = "json"
+        if tail is not None:
+            params["tail"] = tail
+
+        def items(chunks: Iterator[bytes]) -> Iterator[bytes]:
+            # A generator, so this runs at the first next(), once ``feed`` is bound.
+            content_type = feed.response.headers.get("content-type", "")
+            if content_type.startswith("application/x-ndjson"):
+                yield from _ndjson_output(chunks)
+            else:
+                yield from _raw(chunks)
+
+        feed = self._open_feed(f"/streams/{int(pid)}/{_segment(label)}", params, heartbeat, items)
+        return feed
 
     def write_stdin(self, pid: int, data: bytes) -> None:
         """Queue ``data`` for the process's stdin, as-is (no newline added)."""

@@ -344,7 +344,11 @@ def cmd_scale(args: argparse.Namespace) -> int:
     """Set (web=3), raise (web+1) or lower (web-1) the process counts of a loaded app."""
     app = load_app(args)
     words = list(args.ops)
-    args.group = words.pop(0) if len(words) > 1 and parse_scale_op(words[0]) is None else None
+    first = parse_scale_op(words[0])
+    # The group comes first when there is more than one word and the first is not an
+    # operation on a Procfile type ("shop-1" is a group loaded twice, not "shop" minus 1).
+    is_group = first is None or first.name not in {p.name for p in app.ptypes}
+    args.group = words.pop(0) if len(words) > 1 and is_group else None
     group = _group(args, app)
     ops = []
     for word in words:

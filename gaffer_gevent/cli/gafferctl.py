@@ -325,36 +325,35 @@ def watch(ctx: Context, args: argparse.Namespace) -> int:
     "tail",
     option("pid", type=int, help="internal pid"),
     option("label", nargs="?", help="output label (default: the process's first, e.g. stdout)"),
+    option("-n", "--lines", type=int, metavar="N", help="first show the last N lines kept"),
     option("--feed", choices=("continuous", "eventsource"), default="continuous"),
-    option("--heartbeat", type=int, default=0, metavar="N", help="seconds between heartbeats"),
+    HEARTBEAT,
 )
 def tail(ctx: Context, args: argparse.Namespace) -> int:
     """Follow a process's output until it exits or Ctrl-C.
 
-    The continuous feed (default) writes the bytes exactly as the process
-    wrote them; the eventsource feed prints one line per chunk (with --json:
-    one {"event", "data", "id"} object per line).
+    The continuous feed (default) writes the output exactly as the process
+    wrote it; the eventsource feed prints one line per chunk read from the
+    pipe. With --json, one {"event", "data", "id"} object per chunk.
     """
     label = args.label
     if label is None:
         labels = ctx.client.get_process_by_pid(args.pid).get("redirect_output") or ["stdout"]
         label = labels[0]
+    extra = {} if args.lines is None else {"tail": args.lines}
     if args.feed == "eventsource":
-        with ctx.client.stream(args.pid, label, "eventsource", heartbeat=args.heartbeat) as events:
+        feed = ctx.client.stream(args.pid, label, "eventsource", heartbeat=args.heartbeat, **extra)
+        with feed as events:
             for event in events:
                 data = {"event": event.event, "data": event.data, "id": event.id}
                 ctx.emit(event.data, data)
         return EXIT_OK
-    sink = sys.stdout.buffer if ctx.out is sys.stdout else None
-    with ctx.client.stream(args.pid, label, "continuous", heartbeat=args.heartbeat) as chunks:
+    with ctx.client.follow(args.pid, label, heartbeat=args.heartbeat, tail=args.lines) as chunks:
         for chunk in chunks:
             if ctx.as_json:
-                ctx.emit(None, {"data": chunk.decode("utf-8", "replace")})
-            elif sink is not None:
-                sink.write(chunk)
-                sink.flush()
+                ctx.emit(None, {"event": label, "data": chunk.decode("utf-8", "replace")})
             else:
-                ctx.out.write(chunk.decode("utf-8", "replace"))
+                ctx.out.buffer.write(chunk)
                 ctx.out.flush()
     return EXIT_OK
 

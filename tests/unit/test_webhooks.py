@@ -3,22 +3,15 @@
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-import gevent
 import pytest
 from gevent.pywsgi import WSGIServer
 
 from gaffer_gevent.events import EventBus
 from gaffer_gevent.webhooks import WebhookDispatcher
 
-
-def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
-        gevent.sleep(0.01)
+from ..helpers import wait_for
 
 
 class Receiver:

@@ -1,0 +1,178 @@
+"""Fixtures for the CLI tests: a real gafferd subprocess and the console scripts.
+
+gafferd is started with ``--bind 127.0.0.1:0`` and the fixture reads the port
+from its ``gafferd: listening on ...`` line; it is stopped with SIGTERM (by
+pid) in teardown, which also stops every process it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gevent
+import pytest
+
+from gaffer_gevent.client import Client
+
+from ..helpers import wait_for
+
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).parent
+TICKER = str(HERE / "child_ticker.py")
+ECHO = str(HERE / "child_echo.py")
+LISTENING = re.compile(r"gafferd: listening on (\S+)")
+
+
+def free_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return int(port)
+
+
+@dataclass
+class Output:
+    """Lines a subprocess writes to one pipe, collected by a greenlet."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def has(self, pattern: str) -> bool:
+        return any(re.search(pattern, line) for line in self.lines)
+
+
+def collect(pipe: object) -> Output:
+    out = Output()
+
+    def read() -> None:
+        for line in iter(pipe.readline, ""):  # type: ignore[attr-defined]
+            out.lines.append(line)
+
+    gevent.spawn(read)
+    return out
+
+
+@dataclass
+class Daemon:
+    url: str
+    proc: subprocess.Popen[str]
+    log: Output
+
+    def client(self) -> Client:
+        return Client(self.url, timeout=10)
+
+
+def start_gafferd(tmp_path: Path, bind: str = "127.0.0.1:0", config: str = "") -> Daemon:
+    ini = tmp_path / "gafferd.ini"
+    ini.write_text(config)
+    proc = subprocess.Popen(
+        [str(BIN / "gafferd"), str(ini), "--bind", bind],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    log = collect(proc.stderr)
+    try:
+        wait_for(
+            lambda: log.has(r"gafferd: listening on") or proc.poll() is not None,
+            timeout=15,
+        )
+    except AssertionError:
+        stop_process(proc)
+        raise
+    match = next((LISTENING.search(line) for line in log.lines if LISTENING.search(line)), None)
+    if match is None:
+        stop_process(proc)
+        raise AssertionError(f"gafferd did not start:\n{log.text()}")
+    return Daemon(match.group(1), proc, log)
+
+
+def stop_process(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
+    """Stop a subprocess we started, by pid; SIGKILL if it does not go in time."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    return int(proc.returncode)
+
+
+@pytest.fixture
+def gafferd(tmp_path: Path) -> Iterator[Daemon]:
+    daemon = start_gafferd(tmp_path)
+    yield daemon
+    stop_process(daemon.proc)
+
+
+@pytest.fixture
+def client(gafferd: Daemon) -> Iterator[Client]:
+    with gafferd.client() as c:
+        yield c
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def run_script(
+    script: str, *args: str, input: str | None = None, cwd: Path | None = None, timeout: float = 30
+) -> Result:
+    """Run a console script from the venv to completion."""
+    proc = subprocess.run(
+        [str(BIN / script), *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def spawn_script(script: str, *args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start a console script that runs until signalled (watch, tail, gaffer start)."""
+    return subprocess.Popen(
+        [str(BIN / script), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.fixture
+def ctl(gafferd: Daemon) -> Callable[..., Result]:
+    """``ctl("processes")`` runs ``gafferctl --connect <gafferd> processes``."""
+
+    def run(*args: str, input: str | None = None) -> Result:
+        return run_script("gafferctl", "--connect", gafferd.url, *args, input=input)
+
+    return run
+
+
+def one_line(text: str) -> str:
+    """Assert ``text`` is exactly one line and return it."""
+    lines = text.splitlines()
+    assert len(lines) == 1, f"expected one line, got {text!r}"
+    assert "Traceback" not in text
+    return lines[0]
