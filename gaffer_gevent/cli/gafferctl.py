@@ -285,6 +285,32 @@ def kill(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command(
+    "logs",
+    NAME,
+    option("label", nargs="?", default="stdout", help="output label (default stdout)"),
+    option("-n", "--lines", type=int, metavar="N", help="only the last N lines"),
+)
+def logs(ctx: Context, args: argparse.Namespace) -> int:
+    """Print a template's log file history (needs stdout_logfile/stderr_logfile)."""
+    data = ctx.client.logs(args.name, args.label, tail=args.lines)
+    if ctx.as_json:
+        ctx.emit(
+            None, {"name": args.name, "label": args.label, "data": data.decode("utf-8", "replace")}
+        )
+    else:
+        ctx.out.buffer.write(data)
+        ctx.out.flush()
+    return EXIT_OK
+
+
+@command("rotate", NAME)
+def rotate(ctx: Context, args: argparse.Namespace) -> int:
+    """Rotate a template's log files now."""
+    ctx.emit("ok", ctx.client.rotate_logs(args.name))
+    return EXIT_OK
+
+
 # -- feeds -------------------------------------------------------------------
 
 HEARTBEAT = option(

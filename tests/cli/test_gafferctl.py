@@ -255,3 +255,17 @@ def test_unreachable_server_exits_3_naming_the_address():
         result = run_script("gafferctl", "--connect", url, *args)
         assert result.code == 3
         assert one_line(result.err).startswith(f"gafferctl: cannot reach gafferd at {url} (")
+
+
+def test_logs_and_rotate(ctl, client, tmp_path):
+    logfile = tmp_path / "tick.log"
+    add_ticker(client, stdout_logfile=str(logfile))
+    wait_for(lambda: logfile.exists() and logfile.read_text().count("\n") >= 4)
+    last = ctl("logs", "tick", "-n", "2")
+    assert last.code == 0, last.err
+    lines = last.out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("tick ") for line in lines)
+    assert ctl("logs", "tick").out.startswith("start tick\ntick 1\n")
+    rotated = ctl("--json", "rotate", "tick")
+    assert rotated.code == 0 and json.loads(rotated.out)["ok"] is True
+    assert ctl("rotate", "nope").code == 1
