@@ -20,9 +20,21 @@ ENVIRON_KEY = "gaffer.socket"
 
 def on_disconnect(response: Response, on_gone: Callable[[], None]) -> Response:
     """Call ``on_gone`` if the client closes while ``response`` streams."""
+    watcher = watch_disconnect(on_gone)
+    if watcher is not None:
+        response.call_on_close(lambda: watcher.kill(block=True, timeout=1))
+    return response
+
+
+def watch_disconnect(on_gone: Callable[[], None]) -> gevent.Greenlet[None] | None:
+    """A greenlet calling ``on_gone`` if the client closes; the caller kills it when done.
+
+    Views that wait before returning (a longpoll) use it directly: nothing is
+    written while they wait, so only this notices a client that left.
+    """
     sock = request.environ.get(ENVIRON_KEY)
     if sock is None:
-        return response  # not served by gafferd's handler: heartbeats will notice
+        return None  # not served by gafferd's handler: heartbeats will notice
 
     def peek() -> None:
         try:
@@ -32,6 +44,4 @@ def on_disconnect(response: Response, on_gone: Callable[[], None]) -> Response:
         if not data:
             on_gone()
 
-    watcher = gevent.spawn(peek)
-    response.call_on_close(lambda: watcher.kill(block=True, timeout=1))
-    return response
+    return gevent.spawn(peek)

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from ..errors import BadValue, NotFound, PayloadTooLarge
 from ..feeds import ChunkFormatter, Feed, stream_body
 from ..streams import Chunk, Overflow, Subscription
-from .disconnect import on_disconnect
+from .disconnect import on_disconnect, watch_disconnect
 from .extension import gaffer, manager
 from .params import STREAM_HEADERS, feed, heartbeat, ok, optional_int, parse_pid
 
@@ -71,9 +71,12 @@ def _overflow() -> Overflow:
 
 def _longpoll(sub: Subscription, *, replay: bool) -> Response:
     """The first chunk read after the request (or the chunks after ``since``), then end."""
+    watcher = watch_disconnect(sub.close)  # a client that leaves while we wait
     try:
         batch = sub.read(None) or []
     finally:
+        if watcher is not None:
+            watcher.kill(block=True, timeout=1)
         sub.close()
     chunks = [item for item in batch if isinstance(item, Chunk)]
     if not replay:
