@@ -75,6 +75,7 @@ class Process:
         self.exited = Event()
         self._on_exit = on_exit
         self._greenlets = Group()
+        self._stdin_writer: gevent.Greenlet[Any] | None = None
         self._kill_timer: gevent.Greenlet[Any] | None = None
         self._read_fds: list[int] = []
         self._stdin_fd: int | None = None
@@ -118,7 +119,7 @@ class Process:
         for fd, streams in self._readers():
             self._greenlets.spawn(read_pipe, fd, streams, READ_SIZE)
         if self._stdin_fd is not None:
-            self._greenlets.spawn(self._write_stdin)
+            self._stdin_writer = self._greenlets.spawn(self._write_stdin)
 
     def _stdin_pipe(self, child_fds: list[int]) -> int:
         if not self.template.redirect_input:
@@ -195,7 +196,8 @@ class Process:
         kill_group(self.os_pid, signal.SIGKILL)  # leftovers of the group die with the leader
         if self._kill_timer is not None:
             self._kill_timer.kill(block=False)
-        readers = list(self._greenlets)
+        # Wait for the pipe readers only: the stdin writer never ends on its own.
+        readers = [g for g in self._greenlets if g is not self._stdin_writer]
         if not gevent.joinall(readers, timeout=DRAIN_GRACE, raise_error=False) or any(
             not g.dead for g in readers
         ):
