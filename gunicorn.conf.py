@@ -78,16 +78,57 @@ def post_worker_init(worker: Any) -> None:
         return
     from gaffer_gevent.server import GafferHandler
 
-    # gafferd's handler: geventwebsocket's, plus the client socket in the
-    # environ so stream views notice a client that leaves while idle.
-    worker.wsgi_handler = GafferHandler
+    # gafferd's handler (geventwebsocket's, plus the client socket in the environ
+    # so stream views notice a client that leaves while idle), made to drop
+    # keep-alive connections once stopping.
+    handler = keepalive_closing(GafferHandler)
+    worker.wsgi_handler = handler
     shutdown = state.extra.get("shutdown") or state.manager.stop_all
-    stop_children_first(worker, shutdown, stop_timeout(worker.cfg.graceful_timeout))
+
+    def stop_children(timeout: float) -> None:
+        shutdown(timeout)  # every stream of a process ends with it
+        handler.close_idle()
+
+    stop_children_first(worker, stop_children, stop_timeout(worker.cfg.graceful_timeout))
 
 
 def stop_timeout(graceful: float) -> float:
     """How long the children may take: most of gunicorn's graceful timeout, never all of it."""
     return max(1.0, min(graceful - 5.0, graceful * 0.8))
+
+
+def keepalive_closing(base: type[Any]) -> Any:
+    """``base`` handler whose keep-alive connections end once ``close_idle`` is called.
+
+    pywsgi has no keep-alive timeout: a client whose stream just ended (browsers
+    and pooling HTTP clients keep the connection) sits between requests, and
+    gunicorn's worker waits for every connection until the graceful timeout,
+    after which the master SIGKILLs it. Connections waiting for a request are
+    shut down; ones still answering get no further request.
+    """
+    idle: set[Any] = set()
+
+    class KeepaliveClosingHandler(base):  # type: ignore[misc]
+        stopping = False
+
+        def read_requestline(self) -> str:
+            if KeepaliveClosingHandler.stopping:
+                return ""  # pywsgi closes the connection on an empty request line
+            idle.add(self)
+            try:
+                line: str = super().read_requestline()
+                return line
+            finally:
+                idle.discard(self)
+
+        @classmethod
+        def close_idle(cls) -> None:
+            cls.stopping = True
+            for handler in list(idle):
+                with contextlib.suppress(OSError, AttributeError):
+                    handler.socket.shutdown(socket.SHUT_RDWR)
+
+    return KeepaliveClosingHandler
 
 
 def set_nodelay(sockets: list[Any]) -> None:
