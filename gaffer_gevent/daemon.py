@@ -73,6 +73,7 @@ class Daemon:
         self.config_path = config_path
         self.servers: list[Any] = []
         self.webhooks: Any = None
+        self.logfiles: Any = None
         self.config_names: dict[str, dict[str, Any]] = {}
 
     def log(self, message: str) -> None:
@@ -160,7 +161,12 @@ class Daemon:
         return manager
 
     def _extend(self, app: Any, manager: Manager, config: DaemonConfig) -> None:
-        """Optional parts: webhooks (and anything else that hooks into the manager)."""
+        """Optional parts: log files, webhooks (anything else that hooks into the manager)."""
+        from .api.logs import install_logfiles
+        from .logfiles import LogFiles
+
+        self.logfiles = LogFiles(manager, config.log_dir)
+        install_logfiles(app, self.logfiles)
         if config.webhooks:
             from .webhooks import WebhookDispatcher
 
@@ -201,6 +207,8 @@ class Daemon:
     def _shutdown(self, manager: Manager) -> None:
         self.log("stopping every process")
         manager.stop_all(SHUTDOWN_TIMEOUT)
+        if self.logfiles is not None:
+            self.logfiles.close()  # write what the last processes printed
         for server in self.servers:
             server.stop(timeout=1)
         if self.webhooks is not None:

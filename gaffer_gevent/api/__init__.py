@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from .. import __version__
 from ..errors import GafferError
 from ..manager import Manager
-from . import groups, processes, stats, streams, watch, websocket
+from . import groups, logs, processes, stats, streams, watch, websocket
 from .extension import GafferSettings, GafferState, gaffer, manager
 from .params import json_response
 
@@ -52,7 +52,9 @@ def openapi() -> Response:
     return json_response(build_spec(gaffer().settings.url_prefix))
 
 
-BLUEPRINTS = (root, processes.bp, groups.bp, streams.bp, websocket.bp, watch.bp, stats.bp)
+BLUEPRINTS = (
+    root, processes.bp, groups.bp, streams.bp, websocket.bp, watch.bp, stats.bp, logs.bp,
+)  # fmt: skip
 
 
 class Gaffer:

@@ -34,6 +34,8 @@ class GafferState:
     stats: StatsCollector = field(default_factory=StatsCollector)
     #: Extra ``POST /processes/<name>/<action>`` handlers, e.g. ``_rotate`` for log files.
     template_actions: dict[str, TemplateAction] = field(default_factory=dict)
+    #: Extra ``GET /processes/<name>/<action>`` handlers, e.g. ``_logs`` for log history.
+    template_reads: dict[str, TemplateAction] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

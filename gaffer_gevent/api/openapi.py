@@ -25,8 +25,9 @@ ENDPOINTS: list[tuple[str, str, str, list[str], str | None, list[str]]] = [
      ["invalid_json", "invalid_process_info", "not_found"]),
     ("delete", "/processes/{name}", "Stop and remove a template (or stop one pid, if digits)",
      [], None, ["not_found", "bad_value"]),
-    ("get", "/processes/{name}/{action}", "_pids: running pids of a template", [], None,
-     ["not_found", "resource_not_found"]),
+    ("get", "/processes/{name}/{action}",
+     "_pids: running pids of a template; _logs: its log file history (tail: last N lines)",
+     ["label", "tail"], None, ["not_found", "resource_not_found", "io_not_found", "bad_value"]),
     ("post", "/processes/{name}/{action}",
      "_start, _stop, _restart, _add, _sub, _signal, _rotate on a template; _stop, _signal on a pid",
      [], None, ["not_found", "resource_not_found", "bad_value", "no_signal_number"]),
@@ -58,6 +59,9 @@ ENDPOINTS: list[tuple[str, str, str, list[str], str | None, list[str]]] = [
      ["bad_value", "not_found", "io_not_redirected", "io_not_found"]),
     ("post", "/streams/{pid}/{label}", "Write the raw body to stdin (label stdin or ttin)", [],
      "raw", ["bad_value", "not_found", "forbidden_write", "payload_too_large", "stdin_full"]),
+    ("get", "/debug/subscriptions",
+     "Every stream and subscription of every process: lag, dropped chunks and bytes; log files",
+     [], None, []),
     ("get", "/wstreams/{pid}", "Websocket: messages to stdin, first output label back", [], None,
      ["bad_value", "not_found", "forbidden_write"]),
 ]  # fmt: skip
@@ -75,10 +79,10 @@ QUERY_DOCS = {
     "heartbeat": "true (60 s), false, or seconds between heartbeats",
     "since": "replay every chunk after this sequence number",
     "last_event_id": "same as the Last-Event-ID header",
-    "tail": "replay the last N lines held",
+    "tail": "replay the last N lines held (_logs: the last N lines of the files)",
     "format": "json: one JSON object per chunk (seq, ts, pid, os_pid, label, data)",
     "overflow": "skip (default: jump ahead, report a gap) or close, for a consumer left behind",
-    "label": "stdout or stderr label of the log file",
+    "label": "_logs: the label (or stdout / stderr) whose log file to read; default stdout",
 }
 
 

@@ -71,7 +71,7 @@ def action(segment: str, action: str, arg: str | None = None) -> Response:
     mgr.state(segment)  # 404 not_found before resource_not_found
     if request.method == "GET":
         if action != "_pids":
-            raise ResourceNotFound()
+            return _extra_action(segment, action, arg, read=True)
         return ok(pids=mgr.pids(segment))
     if action == "_start":
         mgr.start_template(segment)
@@ -91,11 +91,12 @@ def action(segment: str, action: str, arg: str | None = None) -> Response:
     return ok()
 
 
-def _extra_action(name: str, action: str, arg: str | None) -> Response:
-    """Actions of ours beyond gaffer 0.4, contributed by extensions (e.g. ``_rotate``)."""
+def _extra_action(name: str, action: str, arg: str | None, *, read: bool = False) -> Response:
+    """Actions of ours beyond gaffer 0.4, contributed by extensions (``_rotate``; GET ``_logs``)."""
     from .extension import gaffer
 
-    handler = gaffer().template_actions.get(action)
+    handlers = gaffer().template_reads if read else gaffer().template_actions
+    handler = handlers.get(action)
     if handler is None:
         raise ResourceNotFound()
     return handler(name, arg)
