@@ -46,6 +46,12 @@ def share_of_raw(run: dict[str, Any], who: str) -> float | None:
     return None if rate is None or not raw else 100.0 * rate / raw
 
 
+def flood_growth(run: dict[str, Any], who: str) -> float | None:
+    """RSS growth during the flood (max - start): the baselines of the daemons differ."""
+    start, peak = field("flood", "start_mb")(run, who), field("flood", "max_mb")(run, who)
+    return None if start is None or peak is None else peak - start
+
+
 @dataclass(frozen=True)
 class Metric:
     """One row of the side-by-side table and one panel of the chart."""
@@ -55,6 +61,7 @@ class Metric:
     get: Getter
     lower_is_better: bool = True
     what: str = ""  # the measurement a manager may have marked "n/a"
+    summary: bool = True  # a panel in the chart and a line in the headline
 
 
 SHARED = (
@@ -65,10 +72,11 @@ SHARED = (
     Metric("daemon RSS, 1 child", "MiB", field("respawn", "rss_1_mb")),
     Metric("daemon RSS, 100 children", "MiB", field("spawn", "rss_100_mb")),
     Metric("live output over HTTP", "MB/s", field("output", "bytes_per_s", 1e-6), False, "output"),
-    Metric("  same, % of raw pipe read", "%", share_of_raw, False, "output"),
-    Metric("flood + stalled reader: RSS start", "MiB", field("flood", "start_mb")),
+    Metric("  same, % of raw pipe read", "%", share_of_raw, False, "output", summary=False),
+    Metric("flood + stalled reader: RSS start", "MiB", field("flood", "start_mb"), summary=False),
     Metric("flood + stalled reader: RSS max", "MiB", field("flood", "max_mb")),
-    Metric("flood + stalled reader: RSS end", "MiB", field("flood", "end_mb")),
+    Metric("flood + stalled reader: RSS end", "MiB", field("flood", "end_mb"), summary=False),
+    Metric("flood + stalled reader: RSS growth", "MiB", flood_growth),
 )
 
 
@@ -192,6 +200,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"gevent-websocket {ver.get('gevent-websocket')}, Flask {ver.get('Flask')}, psutil "
         f"{ver.get('psutil')}); supervisor {ver.get('supervisor')}; circus {ver.get('circus')} "
         f"(pyzmq {ver.get('pyzmq')}, tornado {ver.get('tornado')})",
+        f"- **Load** (1-min load average around each measurement, {box['nproc']} CPUs): "
+        f"{load_summary(results)}",
         f"- **Runs**: {runs}; respawn ({plan['kills']} kills each) in {plan['respawn_runs']} of "
         f"them, the {plan['flood_s']:g} s flood in {plan['flood_runs']}; "
         f"{plan['output_s']:g} s per output rate",
@@ -202,6 +212,10 @@ def markdown(results: dict[str, Any]) -> str:
         "gaffer-gevent is better, below 1x it is worse.",
         "",
         "![chart](results.png)",
+        "",
+        "## Headline",
+        "",
+        *headline(results),
         "",
         "## Side by side",
         "",
@@ -283,6 +297,67 @@ HOW = [
 ]
 
 
+def headline(results: dict[str, Any]) -> list[str]:
+    """The few ratios a reader wants first, then, plainly, where gaffer-gevent loses."""
+    lines = []
+    losses = []
+    for metric in SHARED:
+        if not metric.summary:
+            continue
+        mine = values(results, GAFFER, metric.get)
+        if not mine:
+            continue
+        parts = []
+        for peer in PEERS:
+            theirs = values(results, peer, metric.get)
+            ratio = advantage(results, metric, peer)
+            if theirs and ratio:
+                factor = statistics.median(ratio)
+                if factor >= 1:
+                    verdict = f"{num(factor)}x better"
+                else:
+                    verdict = f"{num(1 / factor)}x worse"
+                    losses.append(f"{metric.label.strip()} vs {peer}")
+                parts.append(f"{peer} {num(statistics.median(theirs))} {metric.unit} ({verdict})")
+        if parts:
+            lines.append(
+                f"- {metric.label.strip()}: gaffer-gevent {num(statistics.median(mine))} "
+                f"{metric.unit}; " + ", ".join(parts)
+            )
+    idle_counts = list(results["meta"]["plan"]["idle_clients"])
+    missed = []
+    for label, get, target, lower in targets(idle_counts):
+        data = values(results, GAFFER, get)
+        if data and not (
+            statistics.median(data) < target if lower else statistics.median(data) >= target
+        ):
+            missed.append(f"{label} (measured {num(statistics.median(data))})")
+    lines.append("")
+    lines.append(
+        "**Where gaffer-gevent loses**: "
+        + ("; ".join(losses) if losses else "no side-by-side comparison")
+        + ". **Targets missed** (median of the runs): "
+        + ("; ".join(missed) if missed else "none")
+        + "."
+    )
+    return lines
+
+
+def load_summary(results: dict[str, Any]) -> str:
+    """Median and max load average seen around the measurements: how quiet the machine was."""
+    loads = [
+        value
+        for run in results["runs"]
+        for entries in run.values()
+        for entry in entries.values()
+        if isinstance(entry, dict)
+        for value in entry.get("load_1m", [])
+    ]
+    if not loads:
+        return "not recorded"
+    return f"median {statistics.median(loads):.2f}, max {max(loads):.2f}"
+
+
 def failures_list(results: dict[str, Any]) -> list[str]:
     """One bullet per failed measurement."""
     out = []
@@ -304,11 +379,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     panels: list[tuple[str, list[tuple[str, list[float]]], float | None]] = []
     idle = tuple(f"idle_{count}" for count in results["meta"]["plan"]["idle_clients"])
     for metric in SHARED:
-        if (
-            metric.label.startswith("  ")
-            or "RSS start" in metric.label
-            or "RSS end" in metric.label
-        ):
+        if not metric.summary:
             continue
         bars = [(who, values(results, who, metric.get)) for who in MANAGERS]
         if metric.label == "live output over HTTP":
@@ -412,6 +483,33 @@ def flood_panel(ax: Any, results: dict[str, Any]) -> None:
     ax.legend(fontsize=8)
 
 
+README_START = "<!-- headline:start (written by report.py) -->"
+README_END = "<!-- headline:end -->"
+
+
+def update_readme(readme: Path, results: dict[str, Any]) -> None:
+    """Replace the headline block of bench/README.md with this run's, if the markers exist."""
+    if not readme.exists():
+        return
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return
+    meta = results["meta"]
+    block = [
+        README_START,
+        f"Last run: {meta['date']}, `{meta['command']}`, {meta['machine']['nproc']} CPUs "
+        f"({meta['machine']['cpu']}); medians of {len(results['runs'])} runs, full tables in "
+        "[RESULTS.md](RESULTS.md).",
+        "",
+        "![chart](results.png)",
+        "",
+        *headline(results),
+        "",
+    ]
+    readme.write_text(text[:start] + "\n".join(block) + text[end:])
+
+
 def main() -> None:
     """Read results.json, write RESULTS.md and results.png next to this file."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -420,6 +518,7 @@ def main() -> None:
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
     (args.out_dir / "RESULTS.md").write_text(markdown(results))
+    update_readme(args.out_dir / "README.md", results)
     chart(results, args.out_dir / "results.png")
     print(f"[bench] wrote {args.out_dir / 'RESULTS.md'} and {args.out_dir / 'results.png'}")
 

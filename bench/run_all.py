@@ -105,6 +105,7 @@ class Bench:
         label = f"run {len(self.results['runs'])}/{self.plan.runs} {who:13} {what:10}"
         print(f"[bench {self.elapsed()}] {label} ...", end="", flush=True)
         start = time.monotonic()
+        load_before = os.getloadavg()[0]
         try:
             result = fn()
         except Exception as exc:  # a failing manager must not stop the others
@@ -114,6 +115,9 @@ class Bench:
             stop_all_started()
         else:
             print(f" {time.monotonic() - start:5.1f} s  {headline(result)}", flush=True)
+        if isinstance(result, dict):
+            # Other work on the machine shows here: these boxes are shared and noisy.
+            result["load_1m"] = [load_before, os.getloadavg()[0]]
         run.setdefault(who, {})[what] = result
         self.save()
 
