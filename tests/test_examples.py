@@ -1,0 +1,149 @@
+"""The examples, run as a user would: ``examples/echo_client.py`` against a real gafferd.
+
+gafferd runs as a subprocess (its own process group) with a temporary config
+holding the two processes of ``examples/gaffer.ini`` (pid 1 ``demo``, pid 2
+``web:echo`` = ``cat``) but no endpoint, so ``--bind 127.0.0.1:0`` applies and
+the port is read from gafferd's "listening on" line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+from .helpers import PYTHON, wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+GAFFERD = Path(sys.executable).parent / "gafferd"
+ECHO_CLIENT = REPO / "examples" / "echo_client.py"
+LISTENING = re.compile(r"gafferd: listening on http://127\.0\.0\.1:(\d+)")
+TIMEOUT = 10.0
+
+INI = f"""\
+[process:demo]
+cmd = {PYTHON}
+args = -u examples/demo.py
+redirect_output = stdout, stderr
+redirect_input = true
+priority = 0
+
+[process:web:echo]
+cmd = cat
+redirect_output = stdout, stderr
+redirect_input = true
+priority = 1
+"""
+
+#: What the seed's session shows, for Python 3 (typo fixed, repr of the reply).
+SEED_OUTPUT = "Sent\nReceiving...\nReceived 'ECHO\\n'\n"
+
+
+@dataclass
+class Gafferd:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    port: int = 0
+    child_pids: set[int] = field(default_factory=set)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def get(self, path: str) -> object:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=TIMEOUT) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(TIMEOUT + 5)
+
+
+@pytest.fixture
+def gafferd(tmp_path: Path) -> Iterator[Gafferd]:
+    ini = tmp_path / "gaffer.ini"
+    ini.write_text(INI)
+    log = tmp_path / "gafferd.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(GAFFERD), "--bind", "127.0.0.1:0", str(ini)], cwd=REPO,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+        )  # fmt: skip
+    daemon = Gafferd(proc, log)
+    try:
+
+        def bound() -> re.Match[str] | None:
+            assert proc.poll() is None, f"gafferd exited:\n{daemon.log_text()}"
+            return LISTENING.search(daemon.log_text())
+
+        daemon.port = int(wait_for(bound, timeout=TIMEOUT).group(1))
+        wait_for(lambda: daemon.get("/processes/web:echo/_pids") == {"ok": True, "pids": [2]})
+        stats = daemon.get("/stats")
+        assert isinstance(stats, list)
+        daemon.child_pids = {info["pid"] for template in stats for info in template["stats"]}
+        yield daemon
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        for pid in daemon.child_pids:  # children run in their own sessions
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
+
+
+def run_echo_client(daemon: Gafferd, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ECHO_CLIENT), "--url", f"ws://127.0.0.1:{daemon.port}", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT + 5,
+    )  # fmt: skip
+
+
+def alive(pids: set[int]) -> list[int]:
+    left = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                left.append(pid)
+    return left
+
+
+def test_echo_client_prints_what_the_seed_shows(gafferd: Gafferd) -> None:
+    result = run_echo_client(gafferd)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == SEED_OUTPUT
+    assert result.stderr == ""
+    assert gafferd.stop() == 0, gafferd.log_text()
+    wait_for(lambda: not alive(gafferd.child_pids), timeout=5)
+
+
+def test_echo_client_reports_a_refused_pid(gafferd: Gafferd) -> None:
+    result = run_echo_client(gafferd, "99")
+    assert result.returncode == 1
+    assert 'Received \'{"error": "not_found"}\'' in result.stdout
+    assert "refused: not_found" in result.stderr
+    assert gafferd.stop() == 0, gafferd.log_text()
+
+
+def test_echo_client_without_a_server_fails_cleanly() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        result = subprocess.run(
+            [sys.executable, str(ECHO_CLIENT), "--url", f"ws://127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert "cannot connect" in result.stderr
+    assert "Traceback" not in result.stderr
