@@ -374,7 +374,10 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    """Show the app's processes on gafferd: name, pid, os_pid, state, uptime, cpu, mem."""
+    """Show the app's processes on gafferd: name, pid, os_pid, state, uptime, cpu, mem.
+
+    UPTIME is the CPU time (M:SS.cc) when gafferd's stats carry no start time.
+    """
     app = load_app(args)
     group = _group(args, app)
     rows = [("NAME", "PID", "OS_PID", "STATE", "UPTIME", "CPU", "MEM")]
@@ -410,11 +413,12 @@ def _number(value: Any) -> str:
 
 
 def _uptime(proc: dict[str, Any]) -> str:
-    """Wall-clock age when the stats carry it; gaffer 0.4 only has CPU time (``ctime``)."""
-    seconds = proc.get("uptime")
-    if not isinstance(seconds, int | float):
+    """Wall-clock age from ``started_at`` when gafferd reports it; else the CPU time
+    (``ctime``), which is all gaffer 0.4's stats carry."""
+    started = proc.get("started_at")
+    if not isinstance(started, int | float):
         return str(proc.get("ctime", "-"))
-    minutes, secs = divmod(int(seconds), 60)
+    minutes, secs = divmod(max(0, int(time.time() - started)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
