@@ -85,6 +85,9 @@ class Gaffer:
         for bp in BLUEPRINTS:
             app.register_blueprint(bp, url_prefix=prefix or None)
         origins: Any = self.settings.cors_origins or "*"
+        # Flask runs after_request functions in reverse order of registration:
+        # registered before flask-cors, _cors_compat runs after it and sees its headers.
+        app.after_request(_cors_compat)
         CORS(
             app,
             resources={f"{prefix}/*": {"origins": origins}},
@@ -96,7 +99,6 @@ class Gaffer:
             vary_header=True,
         )
         app.before_request(_preflight)
-        app.after_request(_cors_compat)
         app.register_error_handler(GafferError, _gaffer_error)
         app.register_error_handler(HTTPException, _http_error)
         app.register_error_handler(Exception, _server_error)
