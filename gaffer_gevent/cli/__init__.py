@@ -91,7 +91,8 @@ def add_colour_flags(parser: argparse.ArgumentParser, *, hidden: bool = False) -
 
     ``hidden`` repeats them on a command's parser without overriding the root's value.
     """
-    group = parser.add_mutually_exclusive_group()
+    # Hidden flags skip the exclusive group: argparse would print an empty one in the usage.
+    group: Any = parser if hidden else parser.add_mutually_exclusive_group()
     default = argparse.SUPPRESS if hidden else None
     group.add_argument(
         "--colorize",

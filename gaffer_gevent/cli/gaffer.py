@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import os
 import subprocess
 import sys
@@ -494,7 +495,8 @@ COMMANDS: dict[str, tuple[Handler, tuple[Option, ...]]] = {
     "run": (cmd_run, (option("command", nargs=argparse.REMAINDER, help="command and arguments"),)),
     "load": (cmd_load, (GROUP, URL)),
     "unload": (cmd_unload, (GROUP, URL)),
-    "scale": (cmd_scale, (option("ops", nargs="+", metavar="[group] NAME=N|NAME+N|NAME-N"),)),
+    "scale": (cmd_scale, (option("ops", nargs="+", metavar="ARG",
+              help="[GROUP] then NAME=N (set), NAME+N (add) or NAME-N (remove), ..."),)),
     "ps": (cmd_ps, (GROUP,)),
     "export": (cmd_export, (
         option("format", choices=("ini", "json", "systemd")),
@@ -524,7 +526,7 @@ def build_parser() -> tuple[CliParser, dict[str, argparse.ArgumentParser]]:
     for name, (handler, arguments) in COMMANDS.items():
         sub = subparsers.add_parser(
             name,
-            description=(handler.__doc__ or "").strip(),
+            description=inspect.cleandoc(handler.__doc__ or ""),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         for flags, settings in arguments:

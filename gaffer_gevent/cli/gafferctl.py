@@ -9,6 +9,7 @@ refused (its error on one line), 2 bad usage, 3 gafferd unreachable.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -55,7 +56,7 @@ class Command:
 
     @property
     def description(self) -> str:
-        return (self.handler.__doc__ or "").strip()
+        return inspect.cleandoc(self.handler.__doc__ or "")
 
 
 COMMANDS: dict[str, Command] = {}
@@ -352,7 +353,12 @@ def watch(ctx: Context, args: argparse.Namespace) -> int:
     option("pid", type=int, help="internal pid"),
     option("label", nargs="?", help="output label (default: the process's first, e.g. stdout)"),
     option("-n", "--lines", type=int, metavar="N", help="first show the last N lines kept"),
-    option("--feed", choices=("continuous", "eventsource"), default="continuous"),
+    option(
+        "--feed",
+        choices=("continuous", "eventsource"),
+        default="continuous",
+        help="continuous: the exact output (default); eventsource: one line per chunk",
+    ),
     HEARTBEAT,
 )
 def tail(ctx: Context, args: argparse.Namespace) -> int:
