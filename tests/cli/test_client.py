@@ -49,6 +49,8 @@ def test_server_and_template_calls(client):
     assert client.get_process("ga:a")["args"] == [TICKER, "x"]
     client.remove_process("ga:b")
     assert client.processes() == ["ga:a"]
+    client.update_process("ga:new", PY, create=True, args=[TICKER], start=False)  # upsert
+    assert client.processes() == ["ga:a", "ga:new"]
 
 
 def test_group_calls(client):

@@ -2,6 +2,7 @@
 
 import signal
 import socket
+import sys
 
 import pytest
 
@@ -111,3 +112,9 @@ def test_unreachable_server_names_the_address(tmp_path):
 def test_client_refuses_unknown_schemes():
     with pytest.raises(ValueError, match="unsupported gafferd address 'ftp://x'"):
         Client("ftp://x")
+
+
+def test_websocket_helper_explains_a_missing_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "websocket", None)  # as if not installed
+    with Client("http://127.0.0.1:1") as client, pytest.raises(ImportError, match="pip install"):
+        client.websocket(1)
