@@ -187,7 +187,7 @@ class Stream:
 
     @property
     def dropped_bytes(self) -> int:
-        return sum(s.dropped_bytes for s in self.subscriptions)
+        return sum(s.dropped_bytes + s.unnoticed_loss()[1] for s in self.subscriptions)
 
 
 class Subscription:
@@ -276,9 +276,23 @@ class Subscription:
             self.stream.subscriptions.discard(self)
             self.stream._wake()  # a feed waiting on this cursor returns at once
 
+    def unnoticed_loss(self) -> tuple[int, int]:
+        """Chunks and bytes already evicted past this cursor that ``take`` has not reported yet.
+
+        A consumer stuck in a socket write takes nothing, so its counters would
+        stay at 0 while it loses everything; the debug view adds this in.
+        """
+        first = self.stream.first_seq
+        if self.closed or self.next_seq >= first:
+            return 0, 0
+        first_offset = self.stream.start_offset(first)
+        lost_bytes = 0 if self.next_offset is None else first_offset - self.next_offset
+        return first - self.next_seq, lost_bytes
+
     def stats(self) -> dict[str, Any]:
         """Where this cursor is and what it lost (``lag_*``: held but not yet taken)."""
         stream = self.stream
+        pending_chunks, pending_bytes = self.unnoticed_loss()
         lag_chunks = max(0, stream.last_seq - max(self.next_seq, stream.first_seq) + 1)
         start = max(self.next_offset or 0, stream.start_offset(stream.first_seq))
         return {
@@ -288,8 +302,8 @@ class Subscription:
             "lag_chunks": lag_chunks,
             "lag_bytes": max(0, stream.total_bytes - start) if lag_chunks else 0,
             "overflow": self.overflow.value,
-            "dropped_chunks": self.dropped_chunks,
-            "dropped_bytes": self.dropped_bytes,
+            "dropped_chunks": self.dropped_chunks + pending_chunks,
+            "dropped_bytes": self.dropped_bytes + pending_bytes,
         }
 
 

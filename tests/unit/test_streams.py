@@ -211,3 +211,15 @@ def test_end_offset_of_evicted_chunks_is_remembered() -> None:
     assert stream.end_offset(3) == 30
     assert stream.end_offset(10) == 100
     assert stream.end_offset(99) == 100
+
+
+def test_stats_count_a_loss_the_cursor_has_not_taken_yet() -> None:
+    """A consumer stuck in a socket write takes nothing; its counters must still move."""
+    stream = Stream("out", buffer_size=50)
+    sub = stream.subscribe()
+    fill(stream, 10)
+    stats = sub.stats()
+    assert (stats["dropped_chunks"], stats["dropped_bytes"]) == (5, 50)
+    assert stream.dropped_bytes == 50
+    drain(sub)
+    assert (sub.stats()["dropped_chunks"], sub.stats()["dropped_bytes"]) == (5, 50)
