@@ -32,6 +32,9 @@ call ``shutdown`` (found in ``application.extensions["gaffer"].extra``) before
 the worker's own handling: the children stop, their streams and websockets end
 normally and the worker can exit. Without that hook gunicorn waits for streams
 that never end, then SIGKILLs the worker and the children are orphaned.
+gunicorn's SIGHUP replaces the worker, so every child is stopped and the new
+worker starts the ini's processes afresh (new pids); gafferd's SIGHUP instead
+reconciles the running templates in place.
 """
 
 from __future__ import annotations
