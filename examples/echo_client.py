@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         ws.close()
-        ws.shutdown()  # close() leaves the socket open if the server closed first
+        ws.shutdown()  # type: ignore[no-untyped-call]  # close() skips it after a server close
     error = refusal(result) if isinstance(result, str) else None
     if error is not None:
         print(f"the server refused: {error}", file=sys.stderr)
