@@ -37,6 +37,7 @@ def stream(segment: str, label: str) -> Response:
     beat = heartbeat()
     since, tail = _since(), optional_int("tail")
     sub = source.subscribe(since=since, tail=tail, overflow=_overflow())
+    sub.owner = f"{kind.value} {request.remote_addr or ''}".rstrip()
     if kind is Feed.LONGPOLL:
         return _longpoll(sub, replay=since is not None or tail is not None)
     as_json = request.args.get("format") == "json"
@@ -51,15 +52,19 @@ def stream(segment: str, label: str) -> Response:
 
 
 def _since() -> int | None:
-    since = optional_int("since")
-    if since is None:
-        since = optional_int("last_event_id")
-    if since is None and request.headers.get("Last-Event-ID", "").strip():
-        value = request.headers["Last-Event-ID"].strip()
+    """Where a replay starts: the ``Last-Event-ID`` header first, then ``since``/``last_event_id``.
+
+    A browser's EventSource reconnects to the very same URL, adding only the
+    header: a page that asked for ``?since=0`` must resume after the last event
+    it saw, not replay everything again.
+    """
+    value = request.headers.get("Last-Event-ID", "").strip()
+    if value:
         if not value.isdigit():
             raise BadValue("Last-Event-ID must be a sequence number")
-        since = int(value)
-    return since
+        return int(value)
+    since = optional_int("since")
+    return optional_int("last_event_id") if since is None else since
 
 
 def _overflow() -> Overflow:
@@ -87,6 +92,8 @@ def _longpoll(sub: Subscription, *, replay: bool) -> Response:
     gaps = [item for item in batch if not isinstance(item, Chunk)]
     if gaps:
         headers["X-Gap-Chunks"] = str(sum(g.chunks for g in gaps))
+        if all(g.bytes is not None for g in gaps):
+            headers["X-Gap-Bytes"] = str(sum(g.bytes or 0 for g in gaps))
     body = b"".join(c.data for c in chunks)
     return Response(body, mimetype="application/octet-stream", headers=headers)
 

@@ -143,6 +143,19 @@ def test_last_event_id_query_parameter_resumes_too(
     assert int(reader.events[0]["id"]) == middle.seq + 1
 
 
+def test_the_header_of_a_reconnecting_browser_wins_over_since(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    """EventSource reconnects to the same URL (here ``?since=0``), adding only the header."""
+    pid = create(client, "h", "100", "0.001", "stdout", "wait")
+    wait_for(lambda: all_written(server, pid, 100))
+    last = stream_of(server, pid).last_seq
+    with open_sse(client, pid, since=0, last_event_id_header=last - 1) as r:
+        reader = SSEReader(r.iter_raw())
+        reader.read_until(lambda s: s.events)
+    assert [e["id"] for e in reader.events] == [str(last)]
+
+
 def test_reconnect_older_than_the_buffer_gets_a_gap_event(
     client: httpx.Client, server: LiveServer
 ) -> None:
@@ -200,6 +213,7 @@ def test_longpoll_since_older_than_the_buffer_reports_the_gap(
     stream = stream_of(server, pid)
     r = poll(client, pid, 0)
     assert int(r.headers["x-gap-chunks"]) == stream.first_seq - 1
+    assert int(r.headers["x-gap-bytes"]) == stream.start_offset(stream.first_seq)
     assert r.headers["x-last-seq"] == str(stream.last_seq)
     assert r.content.endswith(lines_bytes(count, count))
     assert len(r.content) == stream.held_bytes
@@ -281,7 +295,8 @@ def test_dropped_counters_of_a_client_that_never_reads(
 
         def feed_dropped() -> int:
             subs = client.get("/debug/subscriptions").json()["subscriptions"]
-            return sum(s["dropped_bytes"] for s in subs if s["pid"] == pid and not s["owner"])
+            feeds = [s for s in subs if s["pid"] == pid and s["owner"].startswith("eventsource")]
+            return sum(s["dropped_bytes"] for s in feeds)
 
         wait_for(lambda: feed_dropped() > 1024 * 1024, timeout=30)
         body = client.get("/debug/subscriptions").json()
