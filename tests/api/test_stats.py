@@ -55,7 +55,8 @@ def check_info(info: dict[str, Any], expected_pid: int) -> None:
 
 
 def json_lines(chunks: Iterator[bytes], count: int) -> list[dict[str, Any]]:
-    buf, found = b"", []
+    buf = b""
+    found: list[dict[str, Any]] = []
     while len(found) < count:
         buf += next(chunks)
         *lines, buf = buf.split(b"\n")

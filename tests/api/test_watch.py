@@ -76,6 +76,7 @@ PATTERNS = {
     "/watch/exit": ["exit"],
     "/watch/proc": PROC_W,  # once each (gaffer 0.4 delivered them twice)
     "/watch/proc/w": PROC_W,
+    "/watch/proc/w/start": ["proc.w.start"],
     "/watch/proc/w/spawn": ["proc.w.spawn"],
     "/watch/proc/w/stop": ["proc.w.stop"],
     "/watch/proc/w/stop_pid": ["proc.w.stop_pid"],
@@ -128,7 +129,9 @@ def test_restart_update_reap_and_flap_are_accepted(
     client: httpx.Client, server: LiveServer
 ) -> None:
     baseline = server.manager.bus.subscriber_count
-    for path in ("/watch/restart", "/watch/update", "/watch/reap", "/watch/delete"):
+    accepted = ("/watch/restart", "/watch/update", "/watch/reap", "/watch/delete",
+                "/watch/proc/x/reap")  # fmt: skip
+    for path in accepted:
         with client.stream("GET", path, params={"feed": "continuous"}) as r:
             assert r.status_code == 200, path
     wait_for(lambda: server.manager.bus.subscriber_count == baseline)
