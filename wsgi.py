@@ -44,7 +44,7 @@ import os
 
 from gevent import monkey
 
-from gaffer_gevent.bootstrap import apply_templates, build_app, build_manager, load, start_webhooks
+from gaffer_gevent.bootstrap import apply_templates, build_app, build_manager, load, start_extras
 
 #: Seconds ``shutdown`` gives the children to exit before they are killed.
 SHUTDOWN_TIMEOUT = 20.0
@@ -61,16 +61,15 @@ if not monkey.is_module_patched("socket"):
 config = load(os.environ.get("GAFFER_CONFIG") or None)
 manager = build_manager(config)
 application = build_app(manager, config)
-webhooks = start_webhooks(manager, config)
+extras = start_extras(application, manager, config)
 apply_templates(manager, config)
 
 
 def shutdown(timeout: float = SHUTDOWN_TIMEOUT) -> bool:
-    """Stop every child (ending their streams), then the webhooks; True if all exited."""
+    """Stop every child (ending their streams), then log files and webhooks; True if all exited."""
     log.info("stopping every process")
     stopped = manager.stop_all(timeout)
-    if webhooks is not None:
-        webhooks.stop(2.0)
+    extras.close()
     return stopped
 
 

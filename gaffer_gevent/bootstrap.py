@@ -3,13 +3,15 @@
 gafferd and ``wsgi.py`` (gunicorn) must build the same thing from the same ini
 file, so the steps live here once: ``load`` the config, ``build_manager``,
 ``build_app``, ``apply_templates`` (also the SIGHUP reload step) and
-``start_webhooks``. Nothing here patches, binds a socket or handles a signal:
-the entry points do that, each in its own way.
+``start_extras`` (log files and webhooks, closed again by ``Extras.close``).
+Nothing here patches, binds a socket or handles a signal: the entry points do
+that, each in its own way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .config import DaemonConfig, load_config
@@ -17,6 +19,7 @@ from .config import DaemonConfig, load_config
 if TYPE_CHECKING:
     from flask import Flask
 
+    from .logfiles import LogFiles
     from .manager import Manager, OutputListener
     from .webhooks import WebhookDispatcher
 
@@ -88,6 +91,30 @@ def apply_templates(
             manager.update_template(template, start=start)
             say(f"updated {proc.name}")
     return {p.name: p.body for p in config.processes}
+
+
+@dataclass
+class Extras:
+    """The optional parts hooked onto a manager: log files and webhooks."""
+
+    logfiles: LogFiles
+    webhooks: WebhookDispatcher | None
+
+    def close(self) -> None:
+        """Write what the last processes printed, then deliver what webhooks can."""
+        self.logfiles.close()
+        if self.webhooks is not None:
+            self.webhooks.stop(2.0)
+
+
+def start_extras(app: Flask, manager: Manager, config: DaemonConfig) -> Extras:
+    """Attach log files (serving ``_rotate``/``_logs`` on ``app``) and start the webhooks."""
+    from .api.logs import install_logfiles
+    from .logfiles import LogFiles
+
+    logfiles = LogFiles(manager, config.log_dir)
+    install_logfiles(app, logfiles)
+    return Extras(logfiles, start_webhooks(manager, config))
 
 
 def start_webhooks(manager: Manager, config: DaemonConfig) -> WebhookDispatcher | None:

@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .bootstrap import Extras
     from .config import DaemonConfig
     from .manager import Manager
 
@@ -66,25 +67,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class Daemon:
-    """One gafferd run: owns the manager, the servers and the webhooks."""
+    """One gafferd run: owns the manager, the servers, the log files and the webhooks."""
 
     def __init__(self, args: argparse.Namespace, config_path: str | None) -> None:
         self.args = args
         self.config_path = config_path
         self.servers: list[Any] = []
-        self.webhooks: Any = None
-        self.logfiles: Any = None
-        self.config_names: dict[str, dict[str, Any]] = {}
+        self.extras: Extras | None = None
+        self.applied: dict[str, dict[str, Any]] = {}
 
     def log(self, message: str) -> None:
         print(f"gafferd: {message}", file=sys.stderr, flush=True)
 
     def load(self) -> DaemonConfig:
-        from .config import DaemonConfig, load_config
+        from .bootstrap import load
 
-        if self.config_path is None:
-            return DaemonConfig(path=None, endpoints=[], processes=[], webhooks=[])
-        return load_config(self.config_path)
+        return load(self.config_path)
 
     def run(self) -> int:
         import signal
@@ -137,63 +135,24 @@ class Daemon:
                               self.args.backlog)  # fmt: skip
 
     def _start(self, config: DaemonConfig, endpoints: list[Any]) -> Manager:
-        from .api import create_app
-        from .manager import Manager
+        from . import bootstrap
         from .server import make_servers
 
         echo = self._echo_output if self.args.verbose >= 2 else None
-        manager = Manager(
-            buffer_size=config.stream_buffer_size,
-            stdin_queue_size=config.stdin_queue_size,
-            output_listener=echo,
-        )
+        manager = bootstrap.build_manager(config, output_listener=echo)
         if self.args.verbose >= 1:
             manager.bus.subscribe(".", self._echo_event)
-        app = create_app(
-            manager, cors_origins=config.cors_origins, stdin_max_body=config.stdin_max_body
-        )
-        self._extend(app, manager, config)
+        app = bootstrap.build_app(manager, config)
+        self.extras = bootstrap.start_extras(app, manager, config)
         for server, url in make_servers(app, endpoints):
             server.start()
             self.servers.append(server)
             self.log(f"listening on {url}")
-        self._apply(manager, config)
+        self.applied = bootstrap.apply_templates(manager, config, log=self.log)
         return manager
 
-    def _extend(self, app: Any, manager: Manager, config: DaemonConfig) -> None:
-        """Optional parts: log files, webhooks (anything else that hooks into the manager)."""
-        from .api.logs import install_logfiles
-        from .logfiles import LogFiles
-
-        self.logfiles = LogFiles(manager, config.log_dir)
-        install_logfiles(app, self.logfiles)
-        if config.webhooks:
-            from .webhooks import WebhookDispatcher
-
-            self.webhooks = WebhookDispatcher(manager.bus, config.webhooks)
-            self.webhooks.start()
-
-    def _apply(self, manager: Manager, config: DaemonConfig) -> None:
-        """Bring the manager's templates in line with the config (start-up and SIGHUP)."""
-        from .template import ProcessTemplate
-
-        wanted = {p.name: p for p in config.processes}
-        for name in list(self.config_names):
-            if name not in wanted and name in manager.states:
-                manager.remove_template(name)
-                self.log(f"removed {name}")
-        for proc in config.processes:  # already in priority order
-            body = proc.body
-            template = ProcessTemplate.from_json(body)
-            start = body.get("start", True) is not False
-            if proc.name not in manager.states:
-                manager.add_template(template, start=start)
-            elif self.config_names.get(proc.name) != body:
-                manager.update_template(template, start=start)
-                self.log(f"updated {proc.name}")
-        self.config_names = {p.name: p.body for p in config.processes}
-
     def _reload(self, manager: Manager) -> None:
+        from . import bootstrap
         from .errors import ConfigError
 
         try:
@@ -202,17 +161,18 @@ class Daemon:
             self.log(f"reload refused, keeping the running config: {exc}")
             return
         self.log("reloading the config")
-        self._apply(manager, config)
+        try:
+            self.applied = bootstrap.apply_templates(manager, config, self.applied, log=self.log)
+        except ConfigError as exc:
+            self.log(f"reload stopped part way: {exc}")
 
     def _shutdown(self, manager: Manager) -> None:
         self.log("stopping every process")
         manager.stop_all(SHUTDOWN_TIMEOUT)
-        if self.logfiles is not None:
-            self.logfiles.close()  # write what the last processes printed
+        if self.extras is not None:
+            self.extras.close()
         for server in self.servers:
             server.stop(timeout=1)
-        if self.webhooks is not None:
-            self.webhooks.stop(2.0)
         self._cleanup_pidfile()
         self.log("stopped")
 
