@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, request
 from flask_cors import CORS
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .. import __version__
 from ..errors import GafferError
@@ -104,9 +104,20 @@ class Gaffer:
         app.register_error_handler(Exception, _server_error)
 
 
+def _ours() -> bool:
+    """Is this request for the API? Embedded under a prefix, the host's routes are not.
+
+    The hooks and error handlers are registered on the whole app (unknown routes
+    under the prefix must answer gaffer's JSON 404 too), so each one asks this
+    first and leaves the host app's own requests alone.
+    """
+    prefix = gaffer().settings.url_prefix.rstrip("/")
+    return not prefix or request.path == prefix or request.path.startswith(prefix + "/")
+
+
 def _preflight() -> Response | None:
     """gaffer answers OPTIONS on every route with 204 and an empty body (Flask: 200)."""
-    if request.method == "OPTIONS":
+    if request.method == "OPTIONS" and _ours():
         return Response(status=204)
     return None
 
@@ -118,10 +129,11 @@ def _cors_compat(response: Response) -> Response:
     no Origin or it is ``null``; flask-cors only answers requests that carry
     an allowed Origin, so we complete those cases here.
     """
+    if not _ours():
+        return response
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
-        settings = gaffer().settings if "gaffer" in _app_extensions() else None
-        if settings is None or settings.cors_origins is None:
+        if gaffer().settings.cors_origins is None:
             response.headers["Access-Control-Allow-Origin"] = "*"
             response.headers["Access-Control-Allow-Credentials"] = "true"
             response.headers["Access-Control-Allow-Methods"] = ", ".join(CORS_METHODS)
@@ -134,17 +146,13 @@ def _cors_compat(response: Response) -> Response:
     return response
 
 
-def _app_extensions() -> dict[str, Any]:
-    from flask import current_app
-
-    return current_app.extensions
-
-
 def _gaffer_error(exc: GafferError) -> Response:
     return json_response(exc.to_json(), exc.status)
 
 
-def _http_error(exc: HTTPException) -> Response:
+def _http_error(exc: HTTPException) -> Response | HTTPException:
+    if not _ours():
+        return exc  # the host app's own error page
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
         exc.code or 500, (exc.name or "error").lower().replace(" ", "_")
     )
@@ -154,8 +162,10 @@ def _http_error(exc: HTTPException) -> Response:
     return response
 
 
-def _server_error(exc: Exception) -> Response:
+def _server_error(exc: Exception) -> Response | HTTPException:
     log.exception("internal error on %s %s", request.method, request.path)
+    if not _ours():
+        return InternalServerError(original_exception=exc)
     return json_response({"error": "internal_error"}, 500)
 
 
