@@ -268,9 +268,9 @@ def test_json_errors_under_the_prefix(
     assert reply.json()["error"] == error
 
 
-# The extension registers its CORS completion, its 204 preflight and its error
-# handlers on the whole app, so they also reach the host's own routes. These
-# document that leak; they pass once gaffer's hooks are limited to the prefix.
+# The extension's CORS completion, 204 preflight and JSON error handlers are
+# registered on the whole app but act only under its prefix: the host's own
+# routes keep Flask's behaviour.
 
 
 def test_host_routes_get_no_gaffer_cors_headers(host: Host) -> None:
