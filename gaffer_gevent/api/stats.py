@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context
 from gevent.event import Event
@@ -21,10 +22,13 @@ bp = Blueprint("stats", __name__)
 STAT_INTERVAL = 0.1
 
 
-def _template_stats(name: str) -> dict[str, object]:
-    mgr = manager()
-    pairs = [(p.pid, p.os_pid) for p in mgr.state(name).queue if p.os_pid]
-    return gaffer().stats.template_stats(name, pairs)
+def _template_stats(name: str) -> dict[str, Any]:
+    """Spec 9.2, plus ``started_at`` (epoch seconds) per process for uptimes."""
+    processes = [p for p in manager().state(name).queue if p.os_pid]
+    body = gaffer().stats.template_stats(name, [(p.pid, p.os_pid) for p in processes])
+    for info, process in zip(body["stats"], processes, strict=True):
+        info["started_at"] = process.started_at
+    return body
 
 
 @bp.route("/stats", methods=["GET"])
