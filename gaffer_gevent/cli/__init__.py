@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TextIO
 
 from ..errors import GafferError
@@ -22,6 +22,7 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -146,3 +147,25 @@ def silence_broken_pipe() -> None:
         pass
     finally:
         os.close(devnull)
+
+
+def run_command(prog: str, body: Callable[[], int], *, interrupted: int = EXIT_INTERRUPTED) -> int:
+    """Run a CLI's command ``body`` and turn what it raises into the promised exit code.
+
+    Ctrl-C returns ``interrupted`` (130 unless the command is one that Ctrl-C ends),
+    a closed stdout exits quietly with 0, known errors print one ``error_line``, and
+    anything else prints one ``internal error`` line instead of a traceback.
+    """
+    try:
+        return body()
+    except KeyboardInterrupt:
+        return interrupted
+    except BrokenPipeError:
+        silence_broken_pipe()
+        return EXIT_OK
+    except (GafferError, UsageError, CommandFailed) as exc:
+        sys.stderr.write(error_line(prog, exc) + "\n")
+        return exit_code_for(exc)
+    except Exception as exc:  # never a traceback: one line, and the type to report it
+        sys.stderr.write(f"{prog}: internal error: {type(exc).__name__}: {exc}\n")
+        return EXIT_REFUSED

@@ -48,11 +48,9 @@ from . import (
     UsageError,
     add_colour_flags,
     add_global_options,
-    error_line,
-    exit_code_for,
     option,
     paint,
-    silence_broken_pipe,
+    run_command,
     want_colour,
 )
 
@@ -548,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
         from gevent import monkey
 
         monkey.patch_all()
-    try:
+
+    def command() -> int:
         if args.command_name in (None, "help"):
             topic = getattr(args, "topic", None)
             if topic is not None and topic not in by_name:
@@ -559,17 +558,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command_name == "run" and not args.command:
             raise UsageError("run needs a command")
         return COMMANDS[args.command_name][0](args)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        silence_broken_pipe()
-        return EXIT_OK
-    except (GafferError, UsageError, CommandFailed) as exc:
-        sys.stderr.write(error_line(PROG, exc) + "\n")
-        return exit_code_for(exc)
-    except Exception as exc:  # never a traceback: one line, and the type to report it
-        sys.stderr.write(f"{PROG}: internal error: {type(exc).__name__}: {exc}\n")
-        return EXIT_REFUSED
+
+    return run_command(PROG, command)
 
 
 if __name__ == "__main__":

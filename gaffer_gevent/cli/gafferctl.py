@@ -19,23 +19,19 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..client import DEFAULT_URL, Client, signal_number
-from ..errors import GafferError
 from . import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_REFUSED,
     EXIT_USAGE,
     CliParser,
-    CommandFailed,
     Option,
     UsageError,
     add_colour_flags,
     add_global_options,
     colour_for,
-    error_line,
-    exit_code_for,
     option,
     paint,
-    silence_broken_pipe,
+    run_command,
     want_colour,
 )
 
@@ -489,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gafferctl`` console script; returns the exit code."""
     parser, by_name = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> int:
         if args.command is None:
             sys.stderr.write(parser.format_help())
             return EXIT_USAGE
@@ -502,18 +499,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsageError(f"unknown command {args.topic!r} (try '{PROG} help')")
             return EXIT_OK
         return run(args)
-    except KeyboardInterrupt:
-        # Ctrl-C is how watch and tail are meant to end.
-        return EXIT_OK if args.command in ("watch", "tail") else 130
-    except BrokenPipeError:
-        silence_broken_pipe()
-        return EXIT_OK
-    except (GafferError, UsageError, CommandFailed) as exc:
-        sys.stderr.write(error_line(PROG, exc) + "\n")
-        return exit_code_for(exc)
-    except Exception as exc:  # never a traceback: one line, and the type to report it
-        sys.stderr.write(f"{PROG}: internal error: {type(exc).__name__}: {exc}\n")
-        return EXIT_REFUSED
+
+    # Ctrl-C is how watch and tail are meant to end.
+    interrupted = EXIT_OK if args.command in ("watch", "tail") else EXIT_INTERRUPTED
+    return run_command(PROG, command, interrupted=interrupted)
 
 
 if __name__ == "__main__":
