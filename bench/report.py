@@ -444,9 +444,9 @@ def draw_bars(
         ax.set_yscale("log")
     for x, (median, (_, data)) in zip(positions, zip(medians, bars, strict=True), strict=True):
         if data:
-            ax.annotate(
+            ax.annotate(  # above the whisker, so the two never overlap
                 num(median),
-                (x, median),
+                (x, max(data)),
                 textcoords="offset points",
                 xytext=(0, 3),
                 ha="center",
