@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
@@ -15,19 +14,11 @@ from gaffer_gevent.api import create_app
 from gaffer_gevent.config import Address, EndpointConfig
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import make_servers
-from tests.conftest import LiveServer
-from tests.helpers import child
+from tests.api.support import create
 
-SLEEPER = child("counter", "0", "1")
 ALLOW_METHODS = "POST, GET, PUT, DELETE, OPTIONS"
 ALLOW_HEADERS = "X-Requested-With, X-HTTP-Method-Override, Content-Type, Accept, Authorization"
 ORIGINS = [None, "null", "http://a.example"]
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10, verify=False) as c:
-        yield c
 
 
 @contextmanager
@@ -54,11 +45,6 @@ def check_cors(r: httpx.Response, origin: str | None) -> None:
     assert r.headers.get("access-control-max-age") == "86400"
     assert r.headers.get("access-control-allow-headers") == ALLOW_HEADERS
     assert r.headers.get("access-control-allow-credentials") == "true"
-
-
-def create(client: httpx.Client, name: str, **fields: Any) -> None:
-    r = client.post("/processes", json={"name": name, **SLEEPER, **fields})
-    assert r.status_code == 200, r.text
 
 
 # -- the root ---------------------------------------------------------------------------

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import httpx
-import pytest
 
+from tests.api.support import create, error
 from tests.conftest import LiveServer
-from tests.helpers import child, wait_for
-
-SLEEPER = child("counter", "0", "1")
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10, verify=False) as c:
-        yield c
-
-
-def create(client: httpx.Client, name: str, **fields: Any) -> None:
-    r = client.post("/processes", json={"name": name, **SLEEPER, **fields})
-    assert r.status_code == 200, r.text
+from tests.helpers import wait_for
 
 
 def running(client: httpx.Client, name: str) -> int:
     count: int = client.get(f"/status/{name}").json()["running"]
     return count
-
-
-def error(r: httpx.Response, status: int, code: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.json()["error"] == code
 
 
 def test_groups_and_members_in_creation_order(client: httpx.Client) -> None:

@@ -8,7 +8,6 @@ where the parameters are), since the document uses generic parameter names
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any, cast
 
 import httpx
@@ -26,12 +25,6 @@ SPEC_ERRORS = {
     "bad_value": 400, "no_signal_number": 400, "conflict": 409, "forbidden_write": 403,
     "payload_too_large": 413, "stdin_full": 503,
 }  # fmt: skip
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10, verify=False) as c:
-        yield c
 
 
 @pytest.fixture

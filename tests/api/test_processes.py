@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from gaffer_gevent.events import EventQueue
+from tests.api.support import SLEEPER
 from tests.conftest import LiveServer
 from tests.helpers import child, wait_for
-
-#: A quiet child that lives until it is told to stop (one line a second, to /dev/null).
-SLEEPER = child("counter", "0", "1")
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10, verify=False) as c:
-        yield c
 
 
 def create(client: httpx.Client, name: str, **fields: Any) -> None:

@@ -13,26 +13,15 @@ import httpx
 import psutil
 import pytest
 
+from tests.api.support import create, error
 from tests.conftest import LiveServer
 from tests.helpers import child, wait_for
 
-SLEEPER = child("counter", "0", "1")
 INFO_KEYS = {"pid", "cpu", "mem", "mem_info1", "mem_info2", "ctime", "username", "nice",
              "cmdline", "children"}  # fmt: skip
 AGGREGATES = ("cpu", "max_cpu", "min_cpu", "mem", "max_mem", "min_mem")
 HUMAN = re.compile(r"^\d+[BKMGTPEZY]$")
 CTIME = re.compile(r"^\d+:\d{2}\.\d{1,2}$")
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10, verify=False) as c:
-        yield c
-
-
-def create(client: httpx.Client, name: str, **fields: Any) -> None:
-    r = client.post("/processes", json={"name": name, **SLEEPER, **fields})
-    assert r.status_code == 200, r.text
 
 
 def os_pid(server: LiveServer, pid: int) -> int:
@@ -62,11 +51,6 @@ def json_lines(chunks: Iterator[bytes], count: int) -> list[dict[str, Any]]:
         *lines, buf = buf.split(b"\n")
         found += [json.loads(line) for line in lines if line.strip()]
     return found
-
-
-def error(r: httpx.Response, status: int, code: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.json()["error"] == code
 
 
 def test_all_stats(client: httpx.Client, server: LiveServer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -12,18 +11,12 @@ from gaffer_gevent.api import create_app
 from gaffer_gevent.config import Address, EndpointConfig
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import make_servers
+from tests.api.support import ECHO, create_one, error
 from tests.conftest import LiveServer
 from tests.helpers import child, wait_for
 
-ECHO = {**child("echo"), "redirect_output": ["out"], "redirect_input": True}
 #: Never reads its stdin: prints one line, then sleeps.
 DEAF = {**child("counter", "1", "0", "stdout", "wait"), "redirect_input": True}
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10, verify=False) as c:
-        yield c
 
 
 @pytest.fixture
@@ -39,25 +32,13 @@ def small_client(manager: Manager) -> Iterator[httpx.Client]:
     wsgi.stop(timeout=2)
 
 
-def create(client: httpx.Client, name: str, fields: dict[str, Any]) -> int:
-    r = client.post("/processes", json={"name": name, **fields})
-    assert r.status_code == 200, r.text
-    (pid,) = client.get(f"/processes/{name}/_pids").json()["pids"]
-    return int(pid)
-
-
 def echoed(manager: Manager, pid: int) -> bytes:
     """Everything the echo child wrote back so far (its stream keeps the last 1 MiB)."""
     return b"".join(chunk.data for chunk in manager.running[pid].streams["out"].chunks)
 
 
-def error(r: httpx.Response, status: int, code: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.json()["error"] == code
-
-
 def test_post_writes_the_raw_body(client: httpx.Client, server: LiveServer) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     data = b"no newline added" + bytes(range(256))
     r = client.post(f"/streams/{pid}/stdin", content=data)
     assert (r.status_code, r.json()) == (200, {"ok": True})
@@ -66,7 +47,7 @@ def test_post_writes_the_raw_body(client: httpx.Client, server: LiveServer) -> N
 
 
 def test_writes_keep_their_order(client: httpx.Client, server: LiveServer) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     parts = [f"part {n};".encode() for n in range(50)]
     for part in parts:
         assert client.post(f"/streams/{pid}/stdin", content=part).status_code == 200
@@ -76,7 +57,7 @@ def test_writes_keep_their_order(client: httpx.Client, server: LiveServer) -> No
 def test_ttin_is_an_alias_and_an_empty_body_is_fine(
     client: httpx.Client, server: LiveServer
 ) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     assert client.post(f"/streams/{pid}/stdin", content=b"").json() == {"ok": True}
     r = client.post(f"/streams/{pid}/ttin", content=b"ECHO\n")
     assert (r.status_code, r.json()) == (200, {"ok": True})
@@ -85,7 +66,7 @@ def test_ttin_is_an_alias_and_an_empty_body_is_fine(
 
 def test_a_form_encoded_body_is_written_as_is(client: httpx.Client, server: LiveServer) -> None:
     # What `curl -d` sends: application/x-www-form-urlencoded, still raw bytes for us.
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     r = client.post(f"/streams/{pid}/stdin", content=b"a=1&b=2\n", headers=headers)
     assert r.status_code == 200
@@ -93,10 +74,10 @@ def test_a_form_encoded_body_is_written_as_is(client: httpx.Client, server: Live
 
 
 def test_stdin_errors(client: httpx.Client) -> None:
-    no_input = create(client, "reader", {**child("echo"), "redirect_output": ["out"]})
+    no_input = create_one(client, "reader", {**child("echo"), "redirect_output": ["out"]})
     error(client.post(f"/streams/{no_input}/stdin", content=b"x"), 403, "forbidden_write")
     error(client.post(f"/streams/{no_input}/ttin", content=b"x"), 403, "forbidden_write")
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     error(client.post("/streams/99/stdin", content=b"x"), 404, "not_found")
     for label in ("out", "stdout", "STDIN", "stdin2"):
         error(client.post(f"/streams/{pid}/{label}", content=b"x"), 404, "not_found")
@@ -105,14 +86,14 @@ def test_stdin_errors(client: httpx.Client) -> None:
 
 
 def test_stdin_of_a_stopped_process_is_not_found(client: httpx.Client, server: LiveServer) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     assert client.post("/processes/echo/_stop").status_code == 200
     wait_for(lambda: not server.manager.stopping)
     error(client.post(f"/streams/{pid}/stdin", content=b"x"), 404, "not_found")
 
 
 def test_body_limit(small_client: httpx.Client, manager: Manager) -> None:
-    pid = create(small_client, "echo", ECHO)
+    pid = create_one(small_client, "echo", ECHO)
     url = f"/streams/{pid}/stdin"
     error(small_client.post(url, content=b"x" * 1025), 413, "payload_too_large")
     assert small_client.post(url, content=b"a" * 1024).status_code == 200
@@ -120,7 +101,7 @@ def test_body_limit(small_client: httpx.Client, manager: Manager) -> None:
 
 
 def test_body_limit_applies_to_chunked_bodies(small_client: httpx.Client, manager: Manager) -> None:
-    pid = create(small_client, "echo", ECHO)
+    pid = create_one(small_client, "echo", ECHO)
     url = f"/streams/{pid}/stdin"
 
     def body(size: int) -> Iterator[bytes]:  # no Content-Length: chunked transfer
@@ -135,8 +116,8 @@ def test_body_limit_applies_to_chunked_bodies(small_client: httpx.Client, manage
 def test_a_child_that_never_reads_fills_its_queue_without_blocking_the_server(
     client: httpx.Client, server: LiveServer
 ) -> None:
-    deaf = create(client, "deaf", DEAF)
-    echo = create(client, "echo", ECHO)
+    deaf = create_one(client, "deaf", DEAF)
+    echo = create_one(client, "echo", ECHO)
     block = b"z" * (512 * 1024)
     statuses = []
     for _ in range(8):  # the queue (1 MiB) plus the pipe buffer hold a few blocks at most

@@ -19,24 +19,11 @@ import pytest
 
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.streams import Stream
+from tests.api.support import ECHO, create_one, error
 from tests.conftest import LiveServer
 from tests.helpers import child, wait_for
 
-ECHO = {**child("echo"), "redirect_output": ["out"], "redirect_input": True}
 FIRST_SSE_BYTES = b"retry: 1000\r\n\r\n"
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10, verify=False) as c:
-        yield c
-
-
-def create(client: httpx.Client, name: str, fields: dict[str, Any]) -> int:
-    r = client.post("/processes", json={"name": name, **fields})
-    assert r.status_code == 200, r.text
-    (pid,) = client.get(f"/processes/{name}/_pids").json()["pids"]
-    return int(pid)
 
 
 def subscriptions(manager: Manager) -> int:
@@ -85,18 +72,13 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
     return events
 
 
-def error(r: httpx.Response, status: int, code: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.json()["error"] == code
-
-
 # -- longpoll ------------------------------------------------------------------------
 
 
 def test_longpoll_returns_the_first_chunk_after_the_request(
     client: httpx.Client, server: LiveServer
 ) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     echo_chunk(client, server.manager, pid, b"before\n")  # not replayed
     waiting = gevent.spawn(client.get, f"/streams/{pid}/out")
     wait_for(lambda: subscriptions(server.manager) == 1)
@@ -114,7 +96,7 @@ def test_longpoll_returns_the_first_chunk_after_the_request(
 def test_longpoll_is_the_default_feed_and_for_unknown_values(
     client: httpx.Client, server: LiveServer
 ) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     for params in ({}, {"feed": "bogus"}, {"feed": "LONGPOLL"}):
         waiting = gevent.spawn(client.get, f"/streams/{pid}/out", params=params)
         wait_for(lambda: subscriptions(server.manager) == 1)
@@ -125,7 +107,7 @@ def test_longpoll_is_the_default_feed_and_for_unknown_values(
 def test_waiting_longpoll_ends_empty_when_the_process_exits(
     client: httpx.Client, server: LiveServer
 ) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     waiting = gevent.spawn(client.get, f"/streams/{pid}/out")
     wait_for(lambda: subscriptions(server.manager) == 1)
     assert client.post("/processes/echo/_stop").status_code == 200
@@ -137,7 +119,7 @@ def test_waiting_longpoll_ends_empty_when_the_process_exits(
 
 
 def test_continuous_delivers_binary_bytes_exactly(client: httpx.Client, server: LiveServer) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     data = bytes(range(256)) * 256 + b"\r\n\x00no newline at the end \xff"
     url = f"/streams/{pid}/out"
     with client.stream("GET", url, params={"feed": "continuous", "heartbeat": "0"}) as r:
@@ -160,7 +142,7 @@ def test_continuous_delivers_binary_bytes_exactly(client: httpx.Client, server: 
 def test_feeds_start_at_once_on_an_idle_stream(
     client: httpx.Client, server: LiveServer, feed: str, first: bytes
 ) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     params = {"feed": feed, "heartbeat": "0"}
     with client.stream("GET", f"/streams/{pid}/out", params=params) as r:
         # Status line and headers arrived although the child wrote nothing.
@@ -175,7 +157,7 @@ def test_each_feed_ends_after_delivering_everything_read(
 ) -> None:
     count = 500
     fields = {**child("gated", str(count)), "redirect_output": ["out"], "redirect_input": True}
-    pid = create(client, "gated", fields)
+    pid = create_one(client, "gated", fields)
     expected = "".join(f"out {n}\n" for n in range(1, count + 1))
     if feed == "longpoll":
         waiting = gevent.spawn(client.get, f"/streams/{pid}/out")
@@ -198,7 +180,7 @@ def test_each_feed_ends_after_delivering_everything_read(
 
 def test_merged_labels_carry_stdout_and_stderr(client: httpx.Client, server: LiveServer) -> None:
     fields = {**child("gated", "3"), "redirect_output": ["out", "out"], "redirect_input": True}
-    pid = create(client, "merged", fields)
+    pid = create_one(client, "merged", fields)
     error(client.get(f"/streams/{pid}/err"), 404, "io_not_found")
     with client.stream("GET", f"/streams/{pid}/out", params={"feed": "continuous"}) as r:
         write(client, pid, b"go\n")
@@ -211,7 +193,7 @@ def test_merged_labels_carry_stdout_and_stderr(client: httpx.Client, server: Liv
 
 def test_two_labels_are_separate_streams(client: httpx.Client, server: LiveServer) -> None:
     fields = {**child("gated", "2"), "redirect_output": ["o", "e"], "redirect_input": True}
-    pid = create(client, "split", fields)
+    pid = create_one(client, "split", fields)
     params = {"feed": "continuous"}
     with (
         client.stream("GET", f"/streams/{pid}/o", params=params) as out,
@@ -226,7 +208,7 @@ def test_two_labels_are_separate_streams(client: httpx.Client, server: LiveServe
 
 
 def test_eventsource_framing(client: httpx.Client, server: LiveServer) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     url = f"/streams/{pid}/out"
     with client.stream("GET", url, params={"feed": "eventsource", "heartbeat": "0"}) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -249,7 +231,7 @@ def test_eventsource_framing(client: httpx.Client, server: LiveServer) -> None:
 
 
 def test_heartbeat_seconds_send_heartbeats(client: httpx.Client, server: LiveServer) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     url = f"/streams/{pid}/out"
     with client.stream("GET", url, params={"feed": "continuous", "heartbeat": "1"}) as r:
         assert read_until(r.iter_raw(), lambda b: len(b) >= 2) == b"\n\n"
@@ -260,7 +242,7 @@ def test_heartbeat_seconds_send_heartbeats(client: httpx.Client, server: LiveSer
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1s", "nan"])
 def test_bad_heartbeat_is_a_bad_value(client: httpx.Client, value: str) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     for feed in ("longpoll", "continuous", "eventsource"):
         r = client.get(f"/streams/{pid}/out", params={"feed": feed, "heartbeat": value})
         error(r, 400, "bad_value")
@@ -268,7 +250,7 @@ def test_bad_heartbeat_is_a_bad_value(client: httpx.Client, value: str) -> None:
 
 @pytest.mark.parametrize("value", ["true", "TRUE", "false", "0", "5", "0.5"])
 def test_good_heartbeat_values(client: httpx.Client, server: LiveServer, value: str) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     params = {"feed": "continuous", "heartbeat": value}
     with client.stream("GET", f"/streams/{pid}/out", params=params) as r:
         assert r.status_code == 200
@@ -280,7 +262,7 @@ def test_good_heartbeat_values(client: httpx.Client, server: LiveServer, value: 
 @pytest.fixture
 def three_chunks(client: httpx.Client, server: LiveServer) -> int:
     """An echo process whose stream holds the chunks one, two, three (seq 1, 2, 3)."""
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     for data in (b"one\n", b"two\n", b"three\n"):
         echo_chunk(client, server.manager, pid, data)
     assert stream_of(server.manager, pid).last_seq == 3
@@ -334,9 +316,9 @@ def test_format_json_frames_chunks_as_objects(
 
 
 def test_stream_errors(client: httpx.Client) -> None:
-    quiet = create(client, "quiet", child("counter", "0", "1"))
+    quiet = create_one(client, "quiet", child("counter", "0", "1"))
     error(client.get(f"/streams/{quiet}/stdout"), 400, "io_not_redirected")
-    three = create(
+    three = create_one(
         client, "three", {**child("counter", "0", "1"), "redirect_output": ["a", "b", "c"]}
     )
     error(client.get(f"/streams/{three}/c"), 404, "io_not_found")  # only two labels are real
@@ -359,7 +341,7 @@ def rss() -> int:
 def test_disconnects_free_their_subscriptions_and_memory(
     client: httpx.Client, server: LiveServer
 ) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     url = f"/streams/{pid}/out"
 
     def cycles(n: int) -> None:
@@ -384,7 +366,7 @@ def test_disconnects_free_their_subscriptions_and_memory(
 def test_a_longpoll_client_that_leaves_frees_its_subscription(
     client: httpx.Client, server: LiveServer
 ) -> None:
-    pid = create(client, "echo", ECHO)
+    pid = create_one(client, "echo", ECHO)
     request = f"GET /streams/{pid}/out HTTP/1.1\r\nHost: x\r\n\r\n".encode()
     for _ in range(20):
         sock = socket.create_connection((server.host, server.port), timeout=10)

@@ -14,21 +14,9 @@ import httpx
 import pytest
 
 from gaffer_gevent.manager import Manager
+from tests.api.support import create, error
 from tests.conftest import LiveServer
 from tests.helpers import child, wait_for
-
-SLEEPER = child("counter", "0", "1")
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=10, verify=False) as c:
-        yield c
-
-
-def create(client: httpx.Client, name: str, **fields: Any) -> None:
-    r = client.post("/processes", json={"name": name, **SLEEPER, **fields})
-    assert r.status_code == 200, r.text
 
 
 def read_messages(chunks: Iterator[bytes], count: int) -> list[dict[str, Any]]:
@@ -49,11 +37,6 @@ def names(messages: list[dict[str, Any]]) -> list[str]:
 
 def watching(manager: Manager, baseline: int) -> bool:
     return manager.bus.subscriber_count == baseline + 1
-
-
-def error(r: httpx.Response, status: int, code: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.json()["error"] == code
 
 
 # -- patterns ---------------------------------------------------------------------------
