@@ -3,8 +3,6 @@ rotation that keeps the configured number of files and loses no line, /debug/sub
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +13,11 @@ import pytest
 
 from gaffer_gevent.api import create_app
 from gaffer_gevent.api.logs import install_logfiles
-from gaffer_gevent.logfiles import LogFiles, backup_paths
+from gaffer_gevent.logfiles import LogFiles
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.template import ProcessTemplate
 from tests.conftest import LiveServer
-from tests.helpers import child, wait_for
+from tests.helpers import child, files_of, numbers_in, on_disk, wait_for
 
 
 @pytest.fixture
@@ -45,18 +43,6 @@ def counter(name: str, *args: str, **settings: Any) -> dict[str, Any]:
 def create(client: httpx.Client, body: dict[str, Any]) -> None:
     r = client.post("/processes", json=body)
     assert r.status_code == 200, r.text
-
-
-def numbers_in(data: bytes) -> list[int]:
-    return [int(m) for m in re.findall(rb"^line (\d+)$", data, re.M)]
-
-
-def files_of(path: Path, backups: int) -> list[Path]:
-    return [Path(p) for p in backup_paths(str(path), backups) if os.path.exists(p)]
-
-
-def on_disk(path: Path, backups: int) -> bytes:
-    return b"".join(p.read_bytes() for p in files_of(path, backups))
 
 
 def logs(client: httpx.Client, name: str, **params: Any) -> httpx.Response:

@@ -27,7 +27,7 @@ import pytest
 
 from gaffer_gevent.streams import Stream
 from tests.conftest import LiveServer
-from tests.helpers import CHILDREN, child, wait_for
+from tests.helpers import CHILDREN, child, numbered, wait_for
 
 
 @pytest.fixture
@@ -44,10 +44,6 @@ def create(client: httpx.Client, name: str, *args: str, **settings: Any) -> int:
     return int(pid)
 
 
-def lines_bytes(first: int, last: int) -> bytes:
-    return b"".join(b"line %d\n" % n for n in range(first, last + 1))
-
-
 def numbers_in(text: str) -> list[int]:
     return [int(n) for n in re.findall(r"^line (\d+)$", text, re.M)]
 
@@ -57,7 +53,7 @@ def stream_of(server: LiveServer, pid: int) -> Stream:
 
 
 def all_written(server: LiveServer, pid: int, count: int) -> bool:
-    return stream_of(server, pid).total_bytes == len(lines_bytes(1, count))
+    return stream_of(server, pid).total_bytes == len(numbered(1, count))
 
 
 @dataclass
@@ -177,8 +173,8 @@ def test_reconnect_older_than_the_buffer_gets_a_gap_event(
     assert replayed == list(range(replayed[0], count + 1))
     assert gap["next_seq"] == int(rest[0]["id"])
     assert gap["chunks"] == gap["next_seq"] - int(first.last_id) - 1
-    assert gap["bytes"] == len(lines_bytes(seen[-1] + 1, replayed[0] - 1))
-    assert len(lines_bytes(replayed[0], count)) == stream_of(server, pid).held_bytes
+    assert gap["bytes"] == len(numbered(seen[-1] + 1, replayed[0] - 1))
+    assert len(numbered(replayed[0], count)) == stream_of(server, pid).held_bytes
 
 
 # -- longpoll since loop ------------------------------------------------------------------------
@@ -200,7 +196,7 @@ def test_longpoll_since_loop_never_misses_a_chunk(client: httpx.Client, server: 
         since = int(r.headers["x-last-seq"])
         body += r.content
         replies += 1
-    assert body == lines_bytes(1, count)
+    assert body == numbered(1, count)
     assert replies > 1
     assert since == stream_of(server, pid).last_seq
 
@@ -216,7 +212,7 @@ def test_longpoll_since_older_than_the_buffer_reports_the_gap(
     assert int(r.headers["x-gap-chunks"]) == stream.first_seq - 1
     assert int(r.headers["x-gap-bytes"]) == stream.start_offset(stream.first_seq)
     assert r.headers["x-last-seq"] == str(stream.last_seq)
-    assert r.content.endswith(lines_bytes(count, count))
+    assert r.content.endswith(numbered(count, count))
     assert len(r.content) == stream.held_bytes
 
 
@@ -245,7 +241,7 @@ def test_eventsource_json_chunks(client: httpx.Client, server: LiveServer) -> No
     assert all(set(c) == {"seq", "ts", "pid", "os_pid", "label", "data"} for c in chunks)
     assert [c["seq"] for c in chunks] == [int(e["id"]) for e in reader.events]
     assert {(c["pid"], c["os_pid"], c["label"]) for c in chunks} == {(pid, os_pid, "out")}
-    assert "".join(c["data"] for c in chunks) == lines_bytes(1, 50).decode()
+    assert "".join(c["data"] for c in chunks) == numbered(1, 50).decode()
     assert all(abs(c["ts"] - time.time()) < 60 for c in chunks)
 
 
@@ -262,7 +258,7 @@ def test_continuous_json_chunks(client: httpx.Client, server: LiveServer) -> Non
                 break
     chunks = [json.loads(line) for line in text.split("\r\n") if line.strip()]
     assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
-    assert "".join(c["data"] for c in chunks) == lines_bytes(1, 50).decode()
+    assert "".join(c["data"] for c in chunks) == numbered(1, 50).decode()
 
 
 # -- slow consumers --------------------------------------------------------------------------------

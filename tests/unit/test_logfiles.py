@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from gaffer_gevent.logfiles import History, LogFile, LogFiles, backup_paths, line_cut
+from gaffer_gevent.logfiles import History, LogFile, LogFiles, line_cut
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.streams import Stream
 from gaffer_gevent.template import ProcessTemplate
 
-from ..helpers import child, wait_for
+from ..helpers import child, files_of, numbered, numbers_in, on_disk, wait_for
 
 DAY = 86400.0
 
@@ -27,22 +27,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def numbered(first: int, last: int) -> bytes:
-    return b"".join(b"line %d\n" % n for n in range(first, last + 1))
-
-
-def numbers_in(data: bytes) -> list[int]:
-    return [int(m) for m in re.findall(rb"^line (\d+)$", data, re.M)]
-
-
-def all_files(path: Path, backups: int) -> list[Path]:
-    return [Path(p) for p in backup_paths(str(path), backups) if os.path.exists(p)]
-
-
-def history_of(path: Path, backups: int) -> bytes:
-    return b"".join(p.read_bytes() for p in all_files(path, backups))
 
 
 # -- the line-boundary rule --------------------------------------------------------
@@ -79,12 +63,12 @@ def test_size_rotation_keeps_every_line_whole_and_in_order(tmp_path: Path) -> No
     for first in range(1, 995, 7):  # writes that straddle rotation points
         log.write(numbered(first, first + 6))
     log.close()
-    files = all_files(path, 200)
+    files = files_of(path, 200)
     assert 50 < len(files) < 200
     for p in files:
         data = p.read_bytes()
         assert len(data) <= 100 and data.endswith(b"\n")
-    assert numbers_in(history_of(path, 200)) == list(range(1, 995))
+    assert numbers_in(on_disk(path, 200)) == list(range(1, 995))
 
 
 def test_size_rotation_keeps_the_configured_number_of_backups(tmp_path: Path) -> None:
@@ -95,7 +79,7 @@ def test_size_rotation_keeps_the_configured_number_of_backups(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "app.log", "app.log.1", "app.log.2", "app.log.3",
     ]  # fmt: skip
-    kept = numbers_in(history_of(path, 3))
+    kept = numbers_in(on_disk(path, 3))
     assert kept == list(range(kept[0], 501))
 
 
