@@ -14,9 +14,10 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from .events import EventQueue
-from .streams import Chunk, Gap, Item, Subscription
+from .streams import Chunk, Gap, Item, Stream, Subscription
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 SSE_PREAMBLE = b"retry: 1000\r\n\r\n"
@@ -51,12 +52,55 @@ def json_line(payload: Any) -> bytes:
     return (json.dumps(payload) + "\r\n").encode()
 
 
+class FrameCache:
+    """The framed bytes of recent chunks of one stream, shared by all its feeds.
+
+    With a hundred SSE clients on one process, each chunk would otherwise be
+    decoded and framed a hundred times; now it is framed once.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._frames: dict[tuple[object, ...], bytes] = {}
+
+    def get(self, key: tuple[object, ...]) -> bytes | None:
+        return self._frames.get(key)
+
+    def put(self, key: tuple[object, ...], frame: bytes) -> None:
+        self._frames[key] = frame
+        if len(self._frames) > self.size:
+            del self._frames[next(iter(self._frames))]
+
+
+_frame_caches: WeakKeyDictionary[Stream, FrameCache] = WeakKeyDictionary()
+
+
+def frame_cache_for(stream: Stream) -> FrameCache:
+    cache = _frame_caches.get(stream)
+    if cache is None:
+        cache = _frame_caches[stream] = FrameCache()
+    return cache
+
+
 class ChunkFormatter:
     """Frames stream items for one feed; keeps a UTF-8 decoder across chunks."""
 
-    def __init__(self, feed: Feed, label: str, *, as_json: bool, ids: dict[str, int]) -> None:
+    def __init__(
+        self,
+        feed: Feed,
+        label: str,
+        *,
+        as_json: bool,
+        ids: dict[str, int],
+        cache: FrameCache | None = None,
+    ) -> None:
         self.feed, self.label, self.as_json, self.ids = feed, label, as_json, ids
+        self.cache = cache
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def _mid_character(self) -> bool:
+        """True while the decoder holds the first bytes of a split UTF-8 character."""
+        return bool(self._decoder.getstate()[0])
 
     def text(self, data: bytes) -> str:
         return self._decoder.decode(data)
@@ -71,10 +115,25 @@ class ChunkFormatter:
             if self.feed is Feed.EVENTSOURCE:
                 return sse("gap", json.dumps(gap))
             return json_line({"gap": gap}) if self.as_json else b""
+        if self.feed is not Feed.EVENTSOURCE and not self.as_json:
+            return item.data
+        if self.cache is None or self._mid_character():
+            return self._frame_chunk(item)
+        # A frame depends only on the chunk when decoding starts and ends on a
+        # character boundary; only such frames are shared.
+        key = (self.feed, self.as_json, item.seq, item.offset)
+        frame = self.cache.get(key)
+        if frame is None:
+            frame = self._frame_chunk(item)
+            if not self._mid_character():
+                self.cache.put(key, frame)
+        return frame
+
+    def _frame_chunk(self, chunk: Chunk) -> bytes:
         if self.feed is Feed.EVENTSOURCE:
-            payload = json.dumps(self.chunk_json(item)) if self.as_json else self.text(item.data)
-            return sse(self.label, payload, item.seq)
-        return json_line(self.chunk_json(item)) if self.as_json else item.data
+            payload = json.dumps(self.chunk_json(chunk)) if self.as_json else self.text(chunk.data)
+            return sse(self.label, payload, chunk.seq)
+        return json_line(self.chunk_json(chunk))
 
 
 def stream_body(

@@ -13,7 +13,7 @@ import gevent
 from flask import Blueprint, Response, request, stream_with_context
 
 from ..errors import BadValue, NotFound, PayloadTooLarge
-from ..feeds import ChunkFormatter, Feed, stream_body
+from ..feeds import ChunkFormatter, Feed, frame_cache_for, stream_body
 from ..streams import Chunk, Overflow, Subscription
 from .disconnect import on_disconnect, watch_disconnect
 from .extension import gaffer, manager
@@ -42,7 +42,7 @@ def stream(segment: str, label: str) -> Response:
         return _longpoll(sub, replay=since is not None or tail is not None)
     as_json = request.args.get("format") == "json"
     ids = {"pid": process.pid, "os_pid": process.os_pid}
-    formatter = ChunkFormatter(kind, label, as_json=as_json, ids=ids)
+    formatter = ChunkFormatter(kind, label, as_json=as_json, ids=ids, cache=frame_cache_for(source))
     mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/octet-stream"
     if as_json and kind is Feed.CONTINUOUS:
         mimetype = "application/x-ndjson"

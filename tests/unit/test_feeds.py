@@ -1,0 +1,40 @@
+"""Feed framing: standard SSE, and frames shared between the feeds of one stream."""
+
+from gaffer_gevent.feeds import ChunkFormatter, Feed, FrameCache, sse
+from gaffer_gevent.streams import Stream
+
+
+def test_sse_frames_one_data_line_per_line() -> None:
+    assert sse("stdout", "a\nb\n", 7) == b"event: stdout\r\nid: 7\r\ndata: a\r\ndata: b\r\n\r\n"
+    assert sse("gap", "{}") == b"event: gap\r\ndata: {}\r\n\r\n"
+
+
+def test_feeds_of_one_stream_share_frames_and_stay_exact() -> None:
+    stream = Stream("out")
+    cache = FrameCache()
+    first = ChunkFormatter(Feed.EVENTSOURCE, "out", as_json=False, ids={}, cache=cache)
+    second = ChunkFormatter(Feed.EVENTSOURCE, "out", as_json=False, ids={}, cache=cache)
+    chunk = stream.append(b"hello\n")
+    frame = first.frame(chunk)
+    assert second.frame(chunk) is frame  # framed once, shared
+    assert frame == b"event: out\r\nid: 1\r\ndata: hello\r\n\r\n"
+
+
+def test_a_character_split_across_chunks_is_never_shared_wrongly() -> None:
+    stream = Stream("out")
+    cache = FrameCache()
+    whole = ChunkFormatter(Feed.EVENTSOURCE, "out", as_json=False, ids={}, cache=cache)
+    late = ChunkFormatter(Feed.EVENTSOURCE, "out", as_json=False, ids={}, cache=cache)
+    euro = "€".encode()
+    head, tail = stream.append(b"price " + euro[:1]), stream.append(euro[1:] + b" 5\n")
+    assert whole.frame(head) == b"event: out\r\nid: 1\r\ndata: price \r\n\r\n"
+    assert whole.frame(tail) == "event: out\r\nid: 2\r\ndata: € 5\r\n\r\n".encode()
+    # a feed that joined at the second chunk sees the broken character replaced
+    assert late.frame(tail) == "event: out\r\nid: 2\r\ndata: \ufffd\ufffd 5\r\n\r\n".encode()
+
+
+def test_frame_cache_is_bounded() -> None:
+    cache = FrameCache(size=2)
+    for seq in range(5):
+        cache.put((seq,), b"x")
+    assert cache.get((0,)) is None and cache.get((4,)) == b"x"
