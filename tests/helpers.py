@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gevent
+import psutil
 
 from gaffer_gevent.logfiles import backup_paths
 
@@ -51,3 +56,56 @@ def files_of(path: Path, backups: int) -> list[Path]:
 
 def on_disk(path: Path, backups: int) -> bytes:
     return b"".join(p.read_bytes() for p in files_of(path, backups))
+
+
+def alive(pids: set[int]) -> list[int]:
+    """The pids of ``pids`` still running (zombies count as gone)."""
+    left = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                left.append(pid)
+    return left
+
+
+def spawn_logged(
+    args: list[str], log: Path, *, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a server in its own session (so its group can be killed as one), output to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            args, cwd=cwd, env=env,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+        )  # fmt: skip
+
+
+@dataclass
+class LoggedServer:
+    """A server started by ``spawn_logged``, the port it bound, and the OS pids of its children."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+    port: int = 0
+    child_pids: set[int] = field(default_factory=set)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def logged_port(self, listening: re.Pattern[str], what: str, timeout: float = 10.0) -> int:
+        """The port the server logs it bound (it was asked for port 0); fails if it exits."""
+
+        def bound() -> re.Match[str] | None:
+            assert self.proc.poll() is None, f"{what} exited:\n{self.log_text()}"
+            return listening.search(self.log_text())
+
+        return int(wait_for(bound, timeout=timeout).group(1))
+
+    def kill(self) -> None:
+        """Teardown: SIGKILL the server's process group, then every child pid it reported."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        for pid in self.child_pids:  # children run in their own sessions
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()

@@ -8,13 +8,10 @@ websocket, CORS and JSON errors under the prefix.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import os
 import re
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +29,7 @@ from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import GafferHandler
 from gaffer_gevent.template import ProcessTemplate
 
-from .helpers import child, wait_for
+from .helpers import LoggedServer, child, spawn_logged, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "embed_in_flask.py"
@@ -81,45 +78,23 @@ def read_sse_data(port: int, path: str) -> str:
 # -- the example, as a program ------------------------------------------------
 
 
-@dataclass
-class Example:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    port: int = 0
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
+class Example(LoggedServer):
+    """The embedding example, run as a program."""
 
 
 @pytest.fixture
 def example(tmp_path: Path) -> Iterator[Example]:
     log = tmp_path / "embed.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(EXAMPLE), "--port", "0"], cwd=REPO,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-        )  # fmt: skip
+    proc = spawn_logged([sys.executable, str(EXAMPLE), "--port", "0"], log, cwd=REPO)
     running = Example(proc, log)
-    children: set[int] = set()
     try:
-
-        def bound() -> re.Match[str] | None:
-            assert proc.poll() is None, f"the example exited:\n{running.log_text()}"
-            return LISTENING.search(running.log_text())
-
-        running.port = int(wait_for(bound, timeout=TIMEOUT).group(1))
+        running.port = running.logged_port(LISTENING, "the example", timeout=TIMEOUT)
         wait_for(lambda: request(running.port, "GET", "/gaffer/status/clock").json()["running"])
         for template in request(running.port, "GET", "/gaffer/stats").json():
-            children.update(info["pid"] for info in template["stats"])
+            running.child_pids.update(info["pid"] for info in template["stats"])
         yield running
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-        for pid in children:  # the demo child runs in its own session
-            with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
+        running.kill()  # the demo child runs in its own session
 
 
 def test_example_serves_its_own_route_and_the_api_under_the_prefix(example: Example) -> None:

@@ -8,9 +8,7 @@ the port is read from gafferd's "listening on" line.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import signal
 import socket
@@ -18,13 +16,11 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import pytest
 
-from .helpers import PYTHON, wait_for
+from .helpers import PYTHON, LoggedServer, alive, spawn_logged, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 GAFFERD = Path(sys.executable).parent / "gafferd"
@@ -51,16 +47,7 @@ priority = 1
 SEED_OUTPUT = "Sent\nReceiving...\nReceived 'ECHO\\n'\n"
 
 
-@dataclass
-class Gafferd:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    port: int = 0
-    child_pids: set[int] = field(default_factory=set)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
+class Gafferd(LoggedServer):
     def get(self, path: str) -> object:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=TIMEOUT) as r:
             return json.loads(r.read())
@@ -75,32 +62,17 @@ def gafferd(tmp_path: Path) -> Iterator[Gafferd]:
     ini = tmp_path / "gaffer.ini"
     ini.write_text(INI)
     log = tmp_path / "gafferd.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(GAFFERD), "--bind", "127.0.0.1:0", str(ini)], cwd=REPO,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-        )  # fmt: skip
+    proc = spawn_logged([str(GAFFERD), "--bind", "127.0.0.1:0", str(ini)], log, cwd=REPO)
     daemon = Gafferd(proc, log)
     try:
-
-        def bound() -> re.Match[str] | None:
-            assert proc.poll() is None, f"gafferd exited:\n{daemon.log_text()}"
-            return LISTENING.search(daemon.log_text())
-
-        daemon.port = int(wait_for(bound, timeout=TIMEOUT).group(1))
+        daemon.port = daemon.logged_port(LISTENING, "gafferd", timeout=TIMEOUT)
         wait_for(lambda: daemon.get("/processes/web:echo/_pids") == {"ok": True, "pids": [2]})
         stats = daemon.get("/stats")
         assert isinstance(stats, list)
         daemon.child_pids = {info["pid"] for template in stats for info in template["stats"]}
         yield daemon
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-        for pid in daemon.child_pids:  # children run in their own sessions
-            with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
+        daemon.kill()
 
 
 def run_echo_client(daemon: Gafferd, *args: str) -> subprocess.CompletedProcess[str]:
@@ -108,15 +80,6 @@ def run_echo_client(daemon: Gafferd, *args: str) -> subprocess.CompletedProcess[
         [sys.executable, str(ECHO_CLIENT), "--url", f"ws://127.0.0.1:{daemon.port}", *args],
         cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT + 5,
     )  # fmt: skip
-
-
-def alive(pids: set[int]) -> list[int]:
-    left = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                left.append(pid)
-    return left
 
 
 def test_echo_client_prints_what_the_seed_shows(gafferd: Gafferd) -> None:

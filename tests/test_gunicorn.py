@@ -19,19 +19,16 @@ import os
 import re
 import signal
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import websocket
 
-from .helpers import CHILDREN, PYTHON, wait_for
+from .helpers import CHILDREN, PYTHON, LoggedServer, alive, spawn_logged, wait_for
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("gunicorn") is None,
@@ -60,17 +57,8 @@ redirect_output = stdout
 """
 
 
-@dataclass
-class Gunicorn:
+class Gunicorn(LoggedServer):
     """A running gunicorn master, its log, and every OS pid gaffer reported."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-    port: int = 0
-    child_pids: set[int] = field(default_factory=set)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
 
     def get(self, path: str) -> Any:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
@@ -103,24 +91,11 @@ def start_gunicorn(tmp_path: Path, *extra: str) -> Gunicorn:
     log = tmp_path / "gunicorn.log"
     env = dict(os.environ, GAFFER_CONFIG=str(ini), HOME=str(tmp_path),
                XDG_RUNTIME_DIR=str(runtime), PYTHONUNBUFFERED="1")  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(GUNICORN), "-c", "gunicorn.conf.py", "-b", "127.0.0.1:0", *extra,
-             "wsgi:application"],
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True,  # its own process group, killed as one in teardown
-        )  # fmt: skip
+    proc = spawn_logged(
+        [str(GUNICORN), "-c", "gunicorn.conf.py", "-b", "127.0.0.1:0", *extra, "wsgi:application"],
+        log, cwd=REPO, env=env,
+    )  # fmt: skip
     return Gunicorn(proc, log)
-
-
-def listening_port(server: Gunicorn) -> int:
-    """The port gunicorn's master reports it bound (we asked for port 0)."""
-
-    def bound() -> re.Match[str] | None:
-        assert server.proc.poll() is None, f"gunicorn exited:\n{server.log_text()}"
-        return LISTENING.search(server.log_text())
-
-    return int(wait_for(bound, timeout=TIMEOUT).group(1))
 
 
 @pytest.fixture
@@ -128,19 +103,13 @@ def gunicorn(tmp_path: Path) -> Iterator[Gunicorn]:
     """A booted gunicorn serving wsgi.py; whatever is left is killed in teardown."""
     server = start_gunicorn(tmp_path)
     try:
-        server.port = listening_port(server)
+        server.port = server.logged_port(LISTENING, "gunicorn", timeout=TIMEOUT)
         wait_for(lambda: server.get("/processes") == ["echo", "ticker"], timeout=TIMEOUT)
         wait_for(lambda: server.pids("echo") and server.pids("ticker"), timeout=TIMEOUT)
         server.collect_child_pids()
         yield server
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.proc.wait(5)
-        for pid in server.child_pids:  # children run in their own sessions
-            with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
+        server.kill()
 
 
 @contextlib.contextmanager
@@ -182,15 +151,6 @@ def close_status(ws: websocket.WebSocket) -> int:
     assert opcode == websocket.ABNF.OPCODE_CLOSE, frame.data
     (status,) = struct.unpack("!H", frame.data[:2])
     return int(status)
-
-
-def alive(pids: set[int]) -> list[int]:
-    left = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                left.append(pid)
-    return left
 
 
 def test_sse_stream_delivers_through_gunicorn(gunicorn: Gunicorn) -> None:
