@@ -42,7 +42,7 @@ DEFAULT_STDIN_QUEUE = 1024 * 1024
 #: Output pipes are enlarged to this (Linux allows up to /proc/sys/fs/pipe-max-size).
 PIPE_SIZE = 1024 * 1024
 #: Most bytes one read may return (one chunk).
-READ_SIZE = 256 * 1024
+READ_SIZE = 1024 * 1024
 
 
 class ProcessState(enum.Enum):

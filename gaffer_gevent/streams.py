@@ -30,7 +30,7 @@ from gevent.event import Event
 
 DEFAULT_BUFFER_SIZE = 1024 * 1024
 #: Most bytes handed to a consumer in one batch (keeps single writes reasonable).
-MAX_BATCH_BYTES = 256 * 1024
+MAX_BATCH_BYTES = 1024 * 1024
 #: How many evicted chunks' end offsets are remembered to size gaps exactly.
 _EVICTED_INDEX = 4096
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import gevent
 
-from gaffer_gevent.streams import Chunk, Gap, Item, Overflow, Stream, Subscription
+from gaffer_gevent.streams import (
+    MAX_BATCH_BYTES,
+    Chunk,
+    Gap,
+    Item,
+    Overflow,
+    Stream,
+    Subscription,
+)
 
 
 def chunks_of(items: list[Item] | None) -> list[Chunk]:
@@ -187,9 +195,9 @@ def test_closing_a_subscription_wakes_its_reader() -> None:
 
 
 def test_batches_are_bounded_but_never_empty() -> None:
-    stream = Stream("out", buffer_size=10 * 1024 * 1024)
+    stream = Stream("out", buffer_size=10 * MAX_BATCH_BYTES)
     for _ in range(3):
-        stream.append(b"z" * 300_000)
+        stream.append(b"z" * MAX_BATCH_BYTES)  # each one fills a default batch
     sub = stream.subscribe(since=0)
     assert len(sub.take(max_bytes=1000)) == 1
     assert len(sub.take()) == 1
