@@ -235,10 +235,6 @@ class Process:
             self._stdin_queued += len(data)
             self._stdin_ready.set()
 
-    @property
-    def stdin_queued(self) -> int:
-        return self._stdin_queued
-
     def _write_stdin(self) -> None:
         while self._stdin_fd is not None:
             if not self._stdin_queue:
@@ -270,15 +266,6 @@ class Process:
         if stream is None:
             raise IoNotFound()
         return stream
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "pid": self.pid,
-            "name": self.name,
-            "os_pid": self.os_pid,
-            "state": self.state.value,
-            "started_at": self.started_at,
-        }
 
 
 def _grow_pipe(fd: int) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import _posixsubprocess
 import os
 import posix
-import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -142,6 +141,3 @@ def kill_group(pgid: int, sig: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
-
-
-SIGNALS_BY_NAME = {s.name: int(s) for s in signal.Signals}

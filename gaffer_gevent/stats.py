@@ -114,9 +114,7 @@ def _info(handle: psutil.Process, collector: StatsCollector, children: bool) -> 
 def _read(getter: Any) -> Any:
     try:
         return getter()
-    except psutil.AccessDenied:
-        return NA
-    except psutil.ZombieProcess:
+    except (psutil.AccessDenied, psutil.ZombieProcess):
         return NA
 
 

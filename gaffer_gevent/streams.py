@@ -210,9 +210,6 @@ class Subscription:
         """The sequence number of the last chunk handed out (0 before any)."""
         return self.next_seq - 1
 
-    def pending(self) -> bool:
-        return not self.closed and self.next_seq <= self.stream.last_seq
-
     @property
     def at_end(self) -> bool:
         return self.closed or (self.stream.closed and self.next_seq > self.stream.last_seq)
