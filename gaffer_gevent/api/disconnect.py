@@ -1,4 +1,4 @@
-"""Notice a streaming client that went away without waiting for the next write.
+"""Streamed responses: served without extra layers, always released, freed on disconnect.
 
 pywsgi only notices a dead client when a write fails, so an idle feed would
 hold its subscription until the next heartbeat. gafferd's handler puts the
@@ -10,20 +10,58 @@ response closes, before pywsgi reads the next request on that socket.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import gevent
 from flask import Response, request
 
+from .params import STREAM_HEADERS
+
 ENVIRON_KEY = "gaffer.socket"
 
 
-def on_disconnect(response: Response, on_gone: Callable[[], None]) -> Response:
-    """Call ``on_gone`` if the client closes while ``response`` streams."""
-    watcher = watch_disconnect(on_gone)
+class StreamBody:
+    """A WSGI body that pywsgi iterates directly and that always releases its feed.
+
+    The server gets the feed's own generator from ``__iter__``: no Werkzeug or
+    Flask iterator sits between it and the socket, which a hundred busy feeds
+    feel. ``close`` runs the cleanups even when the generator never started
+    (a HEAD request, a client gone before the first write), which closing the
+    generator alone would not.
+    """
+
+    def __init__(self, frames: Iterator[bytes], *cleanups: Callable[[], None]) -> None:
+        self.frames = frames
+        self.cleanups = cleanups
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.frames
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.frames, "close", None)
+            if close is not None:
+                close()
+        finally:
+            for cleanup in self.cleanups:
+                cleanup()
+
+
+def streamed(frames: Iterator[bytes], release: Callable[[], None], *, mimetype: str) -> Response:
+    """A streaming response of ``frames``; ``release`` runs when the client leaves or it ends.
+
+    ``release`` must be idempotent: it runs from the disconnect watcher and again on close.
+    """
+    watcher = watch_disconnect(release)
+    cleanups = [release]
     if watcher is not None:
-        response.call_on_close(lambda: watcher.kill(block=True, timeout=1))
-    return response
+        cleanups.insert(0, lambda: watcher.kill(block=True, timeout=1))
+    return Response(
+        StreamBody(frames, *cleanups),
+        mimetype=mimetype,
+        headers=STREAM_HEADERS,
+        direct_passthrough=True,
+    )
 
 
 def watch_disconnect(on_gone: Callable[[], None]) -> gevent.Greenlet[None] | None:

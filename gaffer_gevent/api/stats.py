@@ -6,15 +6,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Blueprint, Response, request
 from gevent.event import Event
 
 from ..errors import BadValue
 from ..feeds import RAW_HEARTBEAT, SSE_PREAMBLE, Feed, json_line, sse
 from ..process import Process
-from .disconnect import on_disconnect
+from .disconnect import streamed
 from .extension import gaffer, manager
-from .params import STREAM_HEADERS, json_response, parse_pid
+from .params import json_response, parse_pid
 
 bp = Blueprint("stats", __name__)
 
@@ -86,5 +86,4 @@ def _stat_feed(kind: Feed, processes: list[Process]) -> Response:
             stop.wait(STAT_INTERVAL)
 
     mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/json"
-    response = Response(stream_with_context(body()), mimetype=mimetype, headers=STREAM_HEADERS)
-    return on_disconnect(response, stop.set)
+    return streamed(body(), stop.set, mimetype=mimetype)

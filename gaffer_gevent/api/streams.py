@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import gevent
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Blueprint, Response, request
 
 from ..errors import BadValue, NotFound, PayloadTooLarge
 from ..feeds import ChunkFormatter, Feed, frame_cache_for, stream_body
 from ..streams import Chunk, Overflow, Subscription
-from .disconnect import on_disconnect, watch_disconnect
+from .disconnect import streamed, watch_disconnect
 from .extension import gaffer, manager
 from .params import STREAM_HEADERS, feed, heartbeat, ok, optional_int, parse_pid
 
@@ -46,9 +46,7 @@ def stream(segment: str, label: str) -> Response:
     mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/octet-stream"
     if as_json and kind is Feed.CONTINUOUS:
         mimetype = "application/x-ndjson"
-    body = stream_with_context(stream_body(sub, formatter, beat))
-    response = Response(body, mimetype=mimetype, headers=STREAM_HEADERS)
-    return on_disconnect(response, sub.close)
+    return streamed(stream_body(sub, formatter, beat), sub.close, mimetype=mimetype)
 
 
 def _since() -> int | None:

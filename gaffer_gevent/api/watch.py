@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, stream_with_context
+from flask import Blueprint, Response
 
 from ..errors import BadEventType
 from ..events import MANAGER_EVENTS, PROC_EVENTS
 from ..feeds import Feed, event_body
-from .disconnect import on_disconnect
+from .disconnect import streamed
 from .extension import manager
-from .params import STREAM_HEADERS, feed, heartbeat
+from .params import feed, heartbeat
 
 bp = Blueprint("watch", __name__)
 
@@ -35,9 +35,4 @@ def watch(a: str | None = None, b: str | None = None, c: str | None = None) -> R
     kind, beat = feed(), heartbeat()
     queue = manager().bus.queue(pattern)
     mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/json"
-    response = Response(
-        stream_with_context(event_body(queue, kind, beat)),
-        mimetype=mimetype,
-        headers=STREAM_HEADERS,
-    )
-    return on_disconnect(response, queue.close)
+    return streamed(event_body(queue, kind, beat), queue.close, mimetype=mimetype)

@@ -363,6 +363,18 @@ def test_disconnects_free_their_subscriptions_and_memory(
         assert read_until(r.iter_raw(), lambda b: b"still here" in b)
 
 
+@pytest.mark.parametrize("feed", ["continuous", "eventsource"])
+def test_a_head_request_leaves_no_subscription(
+    client: httpx.Client, server: LiveServer, feed: str
+) -> None:
+    pid = create_one(client, "echo", ECHO)
+    for _ in range(3):
+        r = client.head(f"/streams/{pid}/out", params={"feed": feed})
+        assert (r.status_code, r.content) == (200, b"")
+    # The body is never iterated; closing the response must still release it.
+    wait_for(lambda: subscriptions(server.manager) == 0)
+
+
 def test_a_longpoll_client_that_leaves_frees_its_subscription(
     client: httpx.Client, server: LiveServer
 ) -> None:

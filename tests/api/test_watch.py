@@ -267,6 +267,18 @@ def test_a_client_that_leaves_is_unsubscribed(
         wait_for(lambda: bus.subscriber_count == baseline)
 
 
+@pytest.mark.parametrize("feed", ["continuous", "eventsource"])
+def test_a_head_request_leaves_no_subscriber(
+    client: httpx.Client, server: LiveServer, feed: str
+) -> None:
+    bus = server.manager.bus
+    baseline = bus.subscriber_count
+    for _ in range(3):
+        r = client.head("/watch", params={"feed": feed})
+        assert (r.status_code, r.content) == (200, b"")
+    wait_for(lambda: bus.subscriber_count == baseline)
+
+
 def test_a_waiting_longpoll_client_that_leaves_is_unsubscribed(server: LiveServer) -> None:
     bus = server.manager.bus
     baseline = bus.subscriber_count
