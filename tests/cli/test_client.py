@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from gevent.pywsgi import WSGIServer
 from gaffer_gevent import __version__, errors
 from gaffer_gevent.client import Client, SSEEvent
 
+from ..helpers import self_signed_cert
 from .conftest import ECHO, TICKER, start_gafferd, stop_process, wait_for
 
 PY = sys.executable
@@ -196,13 +196,7 @@ def test_unix_socket_transport(tmp_path: Path):
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a cert")
 def test_https_with_a_ca_file(tmp_path: Path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    cert, key = self_signed_cert(tmp_path)
     config = "[gaffer]\nhttp_endpoints = tls\n\n[endpoint:tls]\nbind = 127.0.0.1:0\n"
     config += f"certfile = {cert}\nkeyfile = {key}\n"
     daemon = start_gafferd(tmp_path, config=config)
