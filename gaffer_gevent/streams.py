@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+from gevent import get_hub, getcurrent
 from gevent.event import Event
 
 DEFAULT_BUFFER_SIZE = 1024 * 1024
@@ -183,7 +184,7 @@ class Stream:
         return sub
 
     def wait_changed(self, timeout: float | None) -> bool:
-        return bool(self._changed.wait(timeout))
+        return wait_event(self._changed, timeout)
 
     @property
     def dropped_bytes(self) -> int:
@@ -302,6 +303,28 @@ class Subscription:
             "dropped_chunks": self.dropped_chunks + pending_chunks,
             "dropped_bytes": self.dropped_bytes + pending_bytes,
         }
+
+
+def wait_event(event: Event, timeout: float | None) -> bool:
+    """``event.wait(timeout)`` on a bare libev timer instead of a ``gevent.Timeout``.
+
+    ``Event.wait`` builds and tears down a pure-Python ``Timeout`` per call: with
+    a hundred busy feeds waiting on their heartbeat that was a tenth of the
+    daemon's CPU (py-spy). The timer switches back with None, the event with
+    itself; both links are gone before this returns, so neither can fire later.
+    """
+    if timeout is None or event.is_set():
+        return bool(event.wait())
+    hub = get_hub()
+    switch = getcurrent().switch
+    timer = hub.loop.timer(max(timeout, 0.0))
+    event.rawlink(switch)
+    try:
+        timer.start(switch, None)
+        return hub.switch() is event
+    finally:
+        timer.close()
+        event.unlink(switch)
 
 
 def read_pipe(fd: int, streams: list[Stream], chunk_size: int = 65536) -> None:

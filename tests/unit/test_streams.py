@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gevent
+from gevent.event import Event
 
 from gaffer_gevent.streams import (
     MAX_BATCH_BYTES,
@@ -12,6 +13,7 @@ from gaffer_gevent.streams import (
     Overflow,
     Stream,
     Subscription,
+    wait_event,
 )
 
 
@@ -231,3 +233,28 @@ def test_stats_count_a_loss_the_cursor_has_not_taken_yet() -> None:
     assert stream.dropped_bytes == 50
     drain(sub)
     assert (sub.stats()["dropped_chunks"], sub.stats()["dropped_bytes"]) == (5, 50)
+
+
+def test_wait_event_wakes_on_set_and_leaves_no_link() -> None:
+    event = Event()
+    gevent.spawn_later(0.01, event.set)
+    assert wait_event(event, 30) is True
+    assert event.linkcount() == 0
+
+
+def test_wait_event_times_out_and_a_later_set_does_not_switch_in() -> None:
+    event = Event()
+    assert wait_event(event, 0.01) is False
+    assert event.linkcount() == 0
+    event.set()
+    gevent.sleep(0.02)  # a stale link or timer would switch in here and break the sleep
+    assert wait_event(event, 0) is True  # already set: no wait at all
+
+
+def test_wait_event_cleans_up_when_the_waiter_is_killed() -> None:
+    event = Event()
+    waiter = gevent.spawn(wait_event, event, 30)
+    gevent.sleep(0)
+    assert event.linkcount() == 1
+    waiter.kill(block=True, timeout=5)
+    assert event.linkcount() == 0
