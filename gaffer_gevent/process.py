@@ -41,8 +41,10 @@ SPAWN_FAILED = ExitStatus(127, 0)
 DEFAULT_STDIN_QUEUE = 1024 * 1024
 #: Output pipes are enlarged to this (Linux allows up to /proc/sys/fs/pipe-max-size).
 PIPE_SIZE = 1024 * 1024
-#: Most bytes one read may return (one chunk).
-READ_SIZE = 1024 * 1024
+#: Most bytes one read may return (one chunk). Half the pipe: 1 MiB reads made glibc give
+#: the heap top back and fault it in again on every read (1,400 brk/s, 140k page faults/s at
+#: 1 GB/s, per strace and /proc/PID/stat); 512 KiB buffers are reused from the heap.
+READ_SIZE = 512 * 1024
 
 
 class ProcessState(enum.Enum):
