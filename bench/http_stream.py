@@ -34,8 +34,25 @@ class ChunkedDecoder:
         return bytes(out)
 
     def payload_count(self, data: bytes | memoryview) -> int:
-        """Like `feed` but only counts payload bytes (no copy of large payloads)."""
-        return self._decode(data, None)
+        """Like `feed` but only counts payload bytes (no copy of large payloads).
+
+        Payload is counted in place; only the few bytes of framing go through the buffering
+        decoder. At 1 GB/s, copying every read cost this client a third of a core on a
+        2-core machine, taken from the server and the child it measures.
+        """
+        view = memoryview(data)
+        count = 0
+        while view and not self.finished:
+            if self._remaining and not self._buffer:
+                take = min(self._remaining, len(view))
+                count += take
+                self._remaining -= take
+                self._need_crlf = not self._remaining
+                view = view[take:]
+            else:
+                count += self._decode(view[:64], None)
+                view = view[64:]
+        return count
 
     def _decode(self, data: bytes | memoryview, out: bytearray | None) -> int:
         self._buffer += data
