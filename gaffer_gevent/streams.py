@@ -80,7 +80,9 @@ class Stream:
         self.subscriptions: set[Subscription] = set()
         self.sinks: list[Callable[[Chunk], None]] = []
         self._changed = Event()
-        self._evicted_end = array("q", [-1]) * _EVICTED_INDEX
+        #: End offsets of evicted chunks (32 KiB), made at the first eviction: most
+        #: streams never fill their ring, and a daemon may hold hundreds of them.
+        self._evicted_end: array[int] | None = None
 
     # -- producer side ------------------------------------------------------
 
@@ -94,6 +96,8 @@ class Stream:
         while self.held_bytes > self.buffer_size and len(self.chunks) > 1:
             old = self.chunks.popleft()
             self.held_bytes -= len(old.data)
+            if self._evicted_end is None:
+                self._evicted_end = array("q", [-1]) * _EVICTED_INDEX
             self._evicted_end[old.seq % _EVICTED_INDEX] = old.offset + len(old.data)
         for sink in self.sinks:
             sink(chunk)
@@ -127,7 +131,7 @@ class Stream:
             return self.chunks[seq - self.first_seq].offset + len(
                 self.chunks[seq - self.first_seq].data
             )
-        if self.first_seq - seq <= _EVICTED_INDEX:
+        if self._evicted_end is not None and self.first_seq - seq <= _EVICTED_INDEX:
             value = self._evicted_end[seq % _EVICTED_INDEX]
             return None if value < 0 else value
         return None

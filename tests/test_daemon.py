@@ -201,3 +201,24 @@ def test_importing_the_package_patches_nothing() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
     assert result.stdout.decode().strip() == "False", result.stderr.decode()
+
+
+def test_psutil_is_loaded_on_the_first_stats_request_only() -> None:
+    """psutil is about 1 MB of gafferd's RSS: a daemon never asked for stats does not load it."""
+    code = textwrap.dedent(
+        """
+        from gevent import monkey; monkey.patch_all()
+        import sys
+        from gaffer_gevent.bootstrap import build_app, build_manager, load
+        config = load(None)
+        manager = build_manager(config)
+        client = build_app(manager, config).test_client()
+        assert client.get("/processes").status_code == 200
+        print("psutil" in sys.modules)
+        assert client.get("/stats").status_code == 200
+        print("psutil" in sys.modules)
+        manager.stop_all(timeout=5)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert result.stdout.decode().split() == ["False", "True"], result.stderr.decode()

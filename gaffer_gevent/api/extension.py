@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Response, current_app
 
 from ..manager import Manager
-from ..stats import StatsCollector
+
+if TYPE_CHECKING:
+    from ..stats import StatsCollector
 
 TemplateAction = Callable[[str, str | None], Response]
 
@@ -31,12 +33,22 @@ class GafferState:
 
     manager: Manager
     settings: GafferSettings
-    stats: StatsCollector = field(default_factory=StatsCollector)
     #: Extra ``POST /processes/<name>/<action>`` handlers, e.g. ``_rotate`` for log files.
     template_actions: dict[str, TemplateAction] = field(default_factory=dict)
     #: Extra ``GET /processes/<name>/<action>`` handlers, e.g. ``_logs`` for log history.
     template_reads: dict[str, TemplateAction] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    _stats: StatsCollector | None = None
+
+    @property
+    def stats(self) -> StatsCollector:
+        """The psutil collector, made on the first stats request: psutil costs a daemon
+        that is never asked for stats about 1 MB of its RSS."""
+        if self._stats is None:
+            from ..stats import StatsCollector
+
+            self._stats = StatsCollector()
+        return self._stats
 
 
 def gaffer() -> GafferState:
