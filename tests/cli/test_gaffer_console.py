@@ -3,7 +3,7 @@
 import io
 import re
 
-from gaffer_gevent.cli.gaffer import Foreground
+from gaffer_gevent.cli.foreground import Foreground
 
 
 def console(colour: bool = False) -> tuple[Foreground, io.StringIO, list[bool]]:

@@ -1,16 +1,4 @@
-"""A typed, synchronous client for gafferd's HTTP API (spec sections 3, 4 and 14).
-
-Both CLIs and the tests talk to gafferd only through this module, so it is the
-one place that knows URLs, query parameters and error bodies. Server errors come
-back as the package's own ``GafferError`` classes (looked up by the ``error``
-code of the body), so callers handle a refused request the same way whether it
-happened in-process or over HTTP; a daemon that cannot be reached at all is a
-``ServerUnreachable`` naming the address.
-
-Feeds (streams, ``/watch``, stats) are returned already opened: the request has
-been answered by the time the call returns, so a caller knows its subscription
-exists before it makes something happen, and a refused feed raises at once.
-"""
+"""The ``Client`` class: every call of gafferd's HTTP API as a typed method."""
 
 from __future__ import annotations
 
@@ -19,46 +7,20 @@ import signal
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar, cast, overload
+from typing import Any, Literal, TypedDict, TypeVar, cast, overload
 from urllib.parse import quote
 
-import httpcore
 import httpx
-from httpcore._backends.sync import SyncStream
 
-from . import errors
-from .errors import GafferError
-
-if TYPE_CHECKING:
-    import websocket as websocket_client
-
-__all__ = [
-    "Client",
-    "Feed",
-    "SSEEvent",
-    "SSEParser",
-    "ServerUnreachable",
-    "Status",
-    "StreamSocket",
-    "error_from_body",
-    "signal_number",
-]
+from ..errors import GafferError
+from .errors import ServerUnreachable, describe, error_from_body
+from .feeds import Feed, StreamSocket, ndjson_output, raw_chunks, sse_events
+from .sse import SSEEvent
+from .transport import ssl_context, unix_transport
 
 DEFAULT_URL = "http://127.0.0.1:5000"
 FeedName = Literal["longpoll", "continuous", "eventsource"]
 T = TypeVar("T")
-
-
-class ServerUnreachable(GafferError):
-    """gafferd could not be reached (refused, timed out, connection lost) at ``address``."""
-
-    status, code = 503, "server_unreachable"
-
-    def __init__(self, address: str, reason: str = "") -> None:
-        detail = f" ({reason})" if reason else ""
-        super().__init__(f"cannot reach gafferd at {address}{detail}")
-        self.address = address
 
 
 class Status(TypedDict):
@@ -67,29 +29,6 @@ class Status(TypedDict):
     active: bool
     running: int
     max_processes: int
-
-
-# code -> class, from the catalogue in errors.py, so the catalogue lives in one place.
-_ERRORS_BY_CODE: dict[str, type[GafferError]] = {
-    cls.code: cls
-    for cls in vars(errors).values()
-    if isinstance(cls, type) and issubclass(cls, GafferError) and cls is not errors.ConfigError
-}
-
-
-def error_from_body(status: int, body: Any, context: str = "") -> GafferError:
-    """The ``GafferError`` for an error response; unknown codes keep the server's code."""
-    code = body.get("error") if isinstance(body, dict) else None
-    reason = body.get("reason") if isinstance(body, dict) else None
-    message = str(reason) if reason else context
-    if not isinstance(code, str):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(status, f"http_{status}")
-    cls = _ERRORS_BY_CODE.get(code)
-    if cls is not None:
-        return cls(message)
-    error = GafferError(message or code)
-    error.status, error.code = status, code
-    return error
 
 
 def signal_number(sig: int | str) -> int:
@@ -109,191 +48,6 @@ def signal_number(sig: int | str) -> int:
         return int(signal.Signals[name])
     except KeyError:
         raise ValueError(f"unknown signal {sig!r}") from None
-
-
-@dataclass(frozen=True)
-class SSEEvent:
-    """One server-sent event: the ``event`` name, its ``data`` and the last ``id`` seen."""
-
-    event: str
-    data: str
-    id: str | None = None
-    retry: int | None = None
-
-
-class SSEParser:
-    """Incremental ``text/event-stream`` parser following the WHATWG rules.
-
-    Lines end at CRLF, LF or CR (a CR at the end of one chunk and an LF at the
-    start of the next are one line end); ``:`` lines are comments; ``data``
-    lines are joined with ``\\n``; a blank line dispatches; an event without
-    data is not dispatched. Heartbeat newlines therefore produce nothing.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._skip_lf = False
-        self._first_line = True
-        self._event = ""
-        self._data: list[str] = []
-        self._last_id: str | None = None
-        self._retry: int | None = None
-
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Parse a chunk of bytes and return the events it completed."""
-        if self._skip_lf and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        self._skip_lf = False
-        self._buffer += chunk
-        events: list[SSEEvent] = []
-        start = 0
-        while True:
-            cr, lf = self._buffer.find(b"\r", start), self._buffer.find(b"\n", start)
-            ends = [i for i in (cr, lf) if i >= 0]
-            if not ends:
-                break
-            end = min(ends)
-            line = self._buffer[start:end]
-            if self._buffer[end : end + 1] == b"\r":
-                if end + 1 == len(self._buffer):
-                    self._skip_lf = True  # the LF of this CRLF may be in the next chunk
-                elif self._buffer[end + 1 : end + 2] == b"\n":
-                    end += 1
-            start = end + 1
-            event = self._line(line.decode("utf-8", "replace"))
-            if event is not None:
-                events.append(event)
-        self._buffer = self._buffer[start:]
-        return events
-
-    def _line(self, line: str) -> SSEEvent | None:
-        if self._first_line:
-            self._first_line = False
-            line = line.removeprefix("\ufeff")
-        if not line:
-            return self._dispatch()
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        elif name == "id" and "\0" not in value:
-            self._last_id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
-            self._retry = int(value)
-        return None
-
-    def _dispatch(self) -> SSEEvent | None:
-        event, data = self._event or "message", self._data
-        self._event, self._data = "", []
-        if not data:
-            return None
-        return SSEEvent(event, "\n".join(data), self._last_id, self._retry)
-
-
-class Feed(Generic[T]):
-    """An open streaming response; iterate it for items, close it (or use ``with``) when done.
-
-    The iteration ends when the server ends the response (for streams: the
-    process exited). A connection lost midway raises ``ServerUnreachable``.
-    """
-
-    def __init__(
-        self,
-        response: httpx.Response,
-        items: Callable[[Iterator[bytes]], Iterator[T]],
-        address: str,
-    ) -> None:
-        self.response = response
-        self._address = address
-        self._items = items(self._chunks())
-
-    def _chunks(self) -> Iterator[bytes]:
-        try:
-            yield from self.response.iter_bytes()
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(self._address, _describe(exc)) from exc
-        finally:
-            self.response.close()
-
-    def __iter__(self) -> Iterator[T]:
-        return self
-
-    def __next__(self) -> T:
-        return next(self._items)
-
-    def close(self) -> None:
-        self.response.close()
-
-    def __enter__(self) -> Feed[T]:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def _sse_events(chunks: Iterator[bytes]) -> Iterator[SSEEvent]:
-    parser = SSEParser()
-    for chunk in chunks:
-        yield from parser.feed(chunk)
-
-
-def _raw(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    return (chunk for chunk in chunks if chunk)
-
-
-def _ndjson_output(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Output bytes from NDJSON chunk records; blank (heartbeat) lines and gaps are skipped."""
-    pending = b""
-    for chunk in chunks:
-        *lines, pending = (pending + chunk).split(b"\n")
-        for line in lines:
-            record = json.loads(line) if line.strip() else None
-            if isinstance(record, dict) and isinstance(record.get("data"), str):
-                yield record["data"].encode()
-
-
-def _describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0] if text else text
-
-
-class StreamSocket:
-    """A websocket on ``/wstreams/<pid>``: messages in are stdin, messages out are output."""
-
-    def __init__(self, ws: websocket_client.WebSocket) -> None:
-        self.ws = ws
-
-    def send(self, data: bytes | str) -> None:
-        """Write ``data`` to the process's stdin (no newline is added)."""
-        if isinstance(data, bytes):
-            self.ws.send_binary(data)
-        else:
-            self.ws.send_text(data)
-
-    def recv(self) -> str | None:
-        """The next output chunk, or None once the server closed the socket."""
-        import websocket as websocket_client
-
-        try:
-            opcode, data = self.ws.recv_data()
-        except websocket_client.WebSocketConnectionClosedException:
-            return None
-        if opcode == websocket_client.ABNF.OPCODE_CLOSE:
-            return None
-        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-
-    def close(self) -> None:
-        self.ws.close()
-
-    def __enter__(self) -> StreamSocket:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def _segment(value: str | int) -> str:
@@ -326,11 +80,11 @@ class Client:
         if url.startswith("unix:"):
             self._uds = url.removeprefix("unix:").removeprefix("//")
             base = "http://localhost"
-            transport = _unix_transport(self._uds)
+            transport = unix_transport(self._uds)
         elif url.startswith(("http://", "https://")):
             base = url.rstrip("/")
             if url.startswith("https://"):
-                self._ssl = _ssl_context(certfile, keyfile, cafile, verify)
+                self._ssl = ssl_context(certfile, keyfile, cafile, verify)
             transport = httpx.HTTPTransport(verify=self._ssl or True)
         else:
             raise ValueError(f"unsupported gafferd address {url!r} (http://, https:// or unix:)")
@@ -375,7 +129,7 @@ class Client:
                 method, path, params=params, content=content, headers=headers
             )
         except httpx.TransportError as exc:
-            raise ServerUnreachable(self.url, _describe(exc)) from exc
+            raise ServerUnreachable(self.url, describe(exc)) from exc
         if response.status_code >= 400 and response.status_code not in ok_statuses:
             raise self._error(response, f"{method} {path}")
         return response
@@ -409,7 +163,7 @@ class Client:
         try:
             response = self._http.send(request, stream=True)
         except httpx.TransportError as exc:
-            raise ServerUnreachable(self.url, _describe(exc)) from exc
+            raise ServerUnreachable(self.url, describe(exc)) from exc
         if response.status_code >= 400:
             try:
                 response.read()
@@ -571,7 +325,7 @@ class Client:
         params: dict[str, str | int] = {"feed": "eventsource", "heartbeat": heartbeat}
 
         def items(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
-            for event in _sse_events(chunks):
+            for event in sse_events(chunks):
                 yield cast(dict[str, Any], json.loads(event.data))
 
         return self._open_feed(path, params, heartbeat, items)
@@ -616,8 +370,8 @@ class Client:
         path = f"/streams/{int(pid)}/{_segment(label)}"
         params: dict[str, str | int] = {"feed": feed, "heartbeat": heartbeat, **query}
         if feed == "eventsource":
-            return self._open_feed(path, params, heartbeat, _sse_events)
-        return self._open_feed(path, params, heartbeat, _raw)
+            return self._open_feed(path, params, heartbeat, sse_events)
+        return self._open_feed(path, params, heartbeat, raw_chunks)
 
     def follow(
         self, pid: int, label: str = "stdout", *, heartbeat: int = 30, tail: int | None = None
@@ -638,9 +392,9 @@ class Client:
             # A generator, so this runs at the first next(), once ``feed`` is bound.
             content_type = feed.response.headers.get("content-type", "")
             if content_type.startswith("application/x-ndjson"):
-                yield from _ndjson_output(chunks)
+                yield from ndjson_output(chunks)
             else:
-                yield from _raw(chunks)
+                yield from raw_chunks(chunks)
 
         feed = self._open_feed(f"/streams/{int(pid)}/{_segment(label)}", params, heartbeat, items)
         return feed
@@ -651,10 +405,10 @@ class Client:
 
     def watch(self, pattern: str = ".", *, heartbeat: int = 60) -> Feed[tuple[str, dict[str, Any]]]:
         """Events matching ``pattern`` (spec 6.3, matched here) as ``(name, payload)``."""
-        from .events import matches  # the one implementation of the matching rules
+        from ..events import matches  # the one implementation of the matching rules
 
         def items(chunks: Iterator[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
-            for event in _sse_events(chunks):
+            for event in sse_events(chunks):
                 if matches(pattern, event.event):
                     yield event.event, cast(dict[str, Any], json.loads(event.data))
 
@@ -677,7 +431,7 @@ class Client:
                 sock.connect(self._uds)
             except OSError as exc:
                 sock.close()
-                raise ServerUnreachable(self.url, _describe(exc)) from exc
+                raise ServerUnreachable(self.url, describe(exc)) from exc
             options["socket"] = sock
             url = f"ws://localhost/wstreams/{int(pid)}"
         else:
@@ -692,48 +446,5 @@ class Client:
         try:
             ws = websocket_client.create_connection(url, **options)
         except (OSError, websocket_client.WebSocketException) as exc:
-            raise ServerUnreachable(self.url, _describe(exc)) from exc
+            raise ServerUnreachable(self.url, describe(exc)) from exc
         return StreamSocket(ws)
-
-
-class _ClosingBackend(httpcore.SyncBackend):
-    """httpcore 1.0.9 leaves the socket open when a unix connect fails (a ResourceWarning
-    on every "gafferd is not running"); this closes it."""
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            for option in socket_options or ():
-                sock.setsockopt(*option)
-            sock.settimeout(timeout)
-            sock.connect(path)
-        except TimeoutError as exc:
-            sock.close()
-            raise httpcore.ConnectTimeout(str(exc)) from exc
-        except OSError as exc:
-            sock.close()
-            raise httpcore.ConnectError(str(exc)) from exc
-        return SyncStream(sock)
-
-
-def _unix_transport(path: str) -> httpx.HTTPTransport:
-    transport = httpx.HTTPTransport(uds=path)
-    transport._pool = httpcore.ConnectionPool(uds=path, network_backend=_ClosingBackend())
-    return transport
-
-
-def _ssl_context(
-    certfile: str | None, keyfile: str | None, cafile: str | None, verify: bool
-) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=cafile) if cafile else httpx.create_ssl_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if certfile:
-        context.load_cert_chain(certfile, keyfile)
-    return context

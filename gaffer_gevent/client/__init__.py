@@ -1,0 +1,34 @@
+"""A typed, synchronous client for gafferd's HTTP API (spec sections 3, 4 and 14).
+
+Both CLIs and the tests talk to gafferd only through this module, so it is the
+one place that knows URLs, query parameters and error bodies. Server errors come
+back as the package's own ``GafferError`` classes (looked up by the ``error``
+code of the body), so callers handle a refused request the same way whether it
+happened in-process or over HTTP; a daemon that cannot be reached at all is a
+``ServerUnreachable`` naming the address.
+
+Feeds (streams, ``/watch``, stats) are returned already opened: the request has
+been answered by the time the call returns, so a caller knows its subscription
+exists before it makes something happen, and a refused feed raises at once.
+"""
+
+from __future__ import annotations
+
+from .client import DEFAULT_URL, Client, FeedName, Status, signal_number
+from .errors import ServerUnreachable, error_from_body
+from .feeds import Feed, StreamSocket
+from .sse import SSEEvent, SSEParser
+
+__all__ = [
+    "DEFAULT_URL",
+    "Client",
+    "Feed",
+    "FeedName",
+    "SSEEvent",
+    "SSEParser",
+    "ServerUnreachable",
+    "Status",
+    "StreamSocket",
+    "error_from_body",
+    "signal_number",
+]
