@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gevent
-from gevent.event import Event
 
 from gaffer_gevent.streams import (
     MAX_BATCH_BYTES,
@@ -13,7 +12,6 @@ from gaffer_gevent.streams import (
     Overflow,
     Stream,
     Subscription,
-    wait_event,
 )
 
 
@@ -235,26 +233,75 @@ def test_stats_count_a_loss_the_cursor_has_not_taken_yet() -> None:
     assert (sub.stats()["dropped_chunks"], sub.stats()["dropped_bytes"]) == (5, 50)
 
 
-def test_wait_event_wakes_on_set_and_leaves_no_link() -> None:
-    event = Event()
-    gevent.spawn_later(0.01, event.set)
-    assert wait_event(event, 30) is True
-    assert event.linkcount() == 0
-
-
-def test_wait_event_times_out_and_a_later_set_does_not_switch_in() -> None:
-    event = Event()
-    assert wait_event(event, 0.01) is False
-    assert event.linkcount() == 0
-    event.set()
-    gevent.sleep(0.02)  # a stale link or timer would switch in here and break the sleep
-    assert wait_event(event, 0) is True  # already set: no wait at all
-
-
-def test_wait_event_cleans_up_when_the_waiter_is_killed() -> None:
-    event = Event()
-    waiter = gevent.spawn(wait_event, event, 30)
+def test_wait_changed_wakes_every_waiter_and_leaves_none_registered() -> None:
+    stream = Stream("out")
+    waiters = [gevent.spawn(stream.wait_changed, 30) for _ in range(50)]
     gevent.sleep(0)
-    assert event.linkcount() == 1
+    assert len(stream._waiters) == 50
+    stream.append(b"x")
+    assert [w.get(timeout=5) for w in waiters] == [True] * 50
+    assert not stream._waiters
+
+
+def test_wait_changed_times_out_and_a_later_wake_does_not_switch_in() -> None:
+    stream = Stream("out")
+    assert stream.wait_changed(0.01) is False
+    assert not stream._waiters
+    stream.append(b"x")
+    gevent.sleep(0.02)  # a stale wake-up would switch in here and break the sleep
+    assert stream.wait_changed(0) is False
+
+
+def test_a_timeout_and_a_chunk_in_the_same_loop_turn_resume_once() -> None:
+    stream = Stream("out")
+    results = []
+
+    def reader() -> None:
+        results.append(stream.wait_changed(0))  # its timer is due on the next loop turn
+        gevent.sleep(0.02)
+        results.append("slept")
+
+    worker = gevent.spawn(reader)
+    gevent.sleep(0)
+    stream.append(b"x")  # wakes it in the same turn as its timer
+    worker.join(timeout=5)
+    assert results[1:] == ["slept"] and results[0] in (True, False)
+
+
+def test_a_killed_waiter_leaves_nothing_registered() -> None:
+    stream = Stream("out")
+    waiter = gevent.spawn(stream.wait_changed, 30)
+    gevent.sleep(0)
+    assert len(stream._waiters) == 1
     waiter.kill(block=True, timeout=5)
-    assert event.linkcount() == 0
+    assert not stream._waiters
+
+
+def test_wake_ups_without_data_do_not_postpone_the_timeout() -> None:
+    """Other feeds coming and going wake every reader of a stream; a reader's heartbeat
+    must still come after its timeout, not after the churn stops."""
+    stream = Stream("out")
+    sub = stream.subscribe()
+    churning = True
+
+    def churn() -> None:
+        while churning:
+            stream.subscribe().close()  # wakes every waiting reader, with no data
+            gevent.sleep(0.02)
+
+    churner = gevent.spawn(churn)
+    try:
+        reader = gevent.spawn(sub.read, 0.2)
+        assert reader.get(timeout=2) == []  # the churn would go on for ever
+    finally:
+        churning = False
+        churner.join(timeout=5)
+
+
+def test_a_read_timer_is_reused_while_the_timeout_stays_the_same() -> None:
+    stream = Stream("out")
+    sub = stream.subscribe()
+    assert sub.read(0.001) == []
+    timer = sub._timer
+    assert sub.read(0.001) == [] and sub._timer is timer
+    assert sub.read(0.002) == [] and sub._timer is not timer
