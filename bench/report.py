@@ -39,10 +39,17 @@ def field(what: str, key: str, scale: float = 1.0) -> Getter:
     return get
 
 
+def raw_rate(run: dict[str, Any], who: str = "raw-pipe") -> float | None:
+    """The raw pipe read of a run: the mean of the reads just before and after the feed."""
+    rates = [field(what, "bytes_per_s")(run, who) for what in ("output", "output_after")]
+    found = [rate for rate in rates if rate]
+    return statistics.mean(found) if found else None
+
+
 def share_of_raw(run: dict[str, Any], who: str) -> float | None:
     """Output rate over HTTP as a percentage of the raw pipe read in the same run."""
     rate = field("output", "bytes_per_s")(run, who)
-    raw = field("output", "bytes_per_s")(run, "raw-pipe")
+    raw = raw_rate(run)
     return None if rate is None or not raw else 100.0 * rate / raw
 
 
@@ -232,7 +239,7 @@ def markdown(results: dict[str, Any]) -> str:
         else:
             row += [spread(advantage(results, metric, peer), "x") for peer in PEERS]
         lines.append("| " + " | ".join(row) + " |")
-    raw = values(results, "raw-pipe", field("output", "bytes_per_s", 1e-6))
+    raw = [rate / 1e6 for rate in values(results, "raw-pipe", raw_rate)]
     lines += [
         f"| raw pipe read, same runs (MB/s) | {spread(raw)} (physical reference) | | | | |",
         "",
@@ -281,7 +288,8 @@ HOW = [
     "takes it; one HTTP client (raw socket, `recv_into`, chunked framing decoded) counts payload "
     "bytes for the duration. supervisord: `GET /logtail/flood` with `stdout_logfile` set; "
     "gaffer-gevent: `GET /streams/<pid>/stdout?feed=continuous`; circus has no HTTP output "
-    "feed. The raw pipe reference reads the same child with `os.read(fd, 65536)` in a loop.",
+    "feed. The raw pipe reference reads the same child with `os.read(fd, 65536)` in a loop, "
+    "just before and just after gaffer-gevent's feed; the ratio uses the mean of the two.",
     "- **Flood**: the same child for 60 s, daemon RSS sampled each second. supervisord: "
     "`stdout_logfile` with its default 50 MB x 10 rotation and one `/logtail` reader that "
     "connects and never reads; circus: a `FileStream` with the same rotation and no reader "
@@ -383,7 +391,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
             continue
         bars = [(who, values(results, who, metric.get)) for who in MANAGERS]
         if metric.label == "live output over HTTP":
-            raw = values(results, "raw-pipe", field("output", "bytes_per_s", 1e-6))
+            raw = [rate / 1e6 for rate in values(results, "raw-pipe", raw_rate)]
             bars.append(("raw pipe", raw))
         title = f"{metric.label} ({metric.unit})"
         title += ", lower is better" if metric.lower_is_better else ", higher is better"
