@@ -23,6 +23,8 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 SSE_PREAMBLE = b"retry: 1000\r\n\r\n"
 SSE_HEARTBEAT = b":\r\n\r\n"
 RAW_HEARTBEAT = b"\n"
+#: Batches up to this size go out as one write; bigger ones frame by frame, uncopied.
+JOIN_LIMIT = 64 * 1024
 
 
 class Feed(enum.Enum):
@@ -150,9 +152,12 @@ def stream_body(
             if not batch:
                 yield SSE_HEARTBEAT if sse_feed else RAW_HEARTBEAT
                 continue
-            body = b"".join(formatter.frame(item) for item in batch)
-            if body:
-                yield body
+            frames = [formatter.frame(item) for item in batch]
+            if sum(map(len, frames)) <= JOIN_LIMIT:
+                frames = [b"".join(frames)]  # small frames: one write for the batch
+            for frame in frames:
+                if frame:
+                    yield frame  # big ones each in its own write: joining would copy them
     finally:
         sub.close()
 

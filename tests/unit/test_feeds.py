@@ -1,7 +1,17 @@
 """Feed framing: standard SSE, and frames shared between the feeds of one stream."""
 
-from gaffer_gevent.feeds import ChunkFormatter, Feed, FrameCache, sse
-from gaffer_gevent.streams import Stream
+from collections.abc import Iterator
+
+from gaffer_gevent.feeds import (
+    JOIN_LIMIT,
+    RAW_HEARTBEAT,
+    ChunkFormatter,
+    Feed,
+    FrameCache,
+    sse,
+    stream_body,
+)
+from gaffer_gevent.streams import Stream, Subscription
 
 
 def test_sse_frames_one_data_line_per_line() -> None:
@@ -38,3 +48,32 @@ def test_frame_cache_is_bounded() -> None:
     for seq in range(5):
         cache.put((seq,), b"x")
     assert cache.get((0,)) is None and cache.get((4,)) == b"x"
+
+
+def continuous_body(stream: Stream) -> tuple[Iterator[bytes], Subscription]:
+    sub = stream.subscribe(since=0)
+    formatter = ChunkFormatter(Feed.CONTINUOUS, "out", as_json=False, ids={})
+    return stream_body(sub, formatter, None), sub
+
+
+def test_a_batch_of_small_chunks_is_one_write() -> None:
+    stream = Stream("out")
+    for n in range(3):
+        stream.append(b"line %d\n" % n)
+    body, sub = continuous_body(stream)
+    assert next(body) == RAW_HEARTBEAT
+    assert next(body) == b"line 0\nline 1\nline 2\n"
+    body.close()
+    assert sub.closed
+
+
+def test_big_chunks_are_written_one_by_one_without_a_copy() -> None:
+    stream = Stream("out", buffer_size=4 * JOIN_LIMIT)
+    chunks = [stream.append(bytes([n]) * JOIN_LIMIT).data for n in range(2)]
+    body, _ = continuous_body(stream)
+    assert next(body) == RAW_HEARTBEAT
+    assert next(body) is chunks[0]  # the stored bytes themselves
+    assert next(body) is chunks[1]
+    stream.append(b"z")
+    assert next(body) == b"z"
+    body.close()
