@@ -17,7 +17,7 @@ from typing import Any
 import gevent
 import psutil
 
-from gaffer_gevent.logfiles import backup_paths
+from gaffer_gevent.logfile import backup_paths
 
 CHILDREN = Path(__file__).parent / "children"
 PYTHON = sys.executable

@@ -19,7 +19,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 
 from ..errors import BadValue
-from ..logfiles import READ_BLOCK, History, LogFiles
+from ..logfile import READ_BLOCK, History
+from ..logfiles import LogFiles
 from .extension import GafferState, gaffer, manager
 from .params import json_response, ok, optional_int
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gaffer_gevent.logfiles import History, LogFile, LogFiles, line_cut
+from gaffer_gevent.logfile import History, LogFile, line_cut
+from gaffer_gevent.logfiles import LogFiles
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.streams import Stream
 from gaffer_gevent.template import ProcessTemplate
