@@ -1,0 +1,102 @@
+"""gafferctl's feed commands: watch events, tail output, send to stdin."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import EXIT_OK, colour_for, option, paint, want_colour
+from .commands import OK, Context, command
+
+HEARTBEAT = option(
+    "--heartbeat", type=int, default=60, metavar="N", help="seconds between heartbeats (0: none)"
+)
+
+
+@command(
+    "watch",
+    option("pattern", nargs="?", default=".", help="event pattern, e.g. proc.web (default: all)"),
+    HEARTBEAT,
+)
+def watch(ctx: Context, args: argparse.Namespace) -> int:
+    """Print events as they happen until Ctrl-C: "HH:MM:SS name | event name ...".
+
+    PATTERN follows the bus rules: "." is everything, "spawn" only the global
+    spawn events, "proc.web" every event of template web. With --json each
+    event is printed as one JSON object per line.
+    """
+    colour = want_colour(args.colour, ctx.out)
+    with ctx.client.watch(args.pattern, heartbeat=args.heartbeat) as feed:
+        for event, payload in feed:
+            if ctx.as_json:
+                ctx.emit(payload)
+                continue
+            name = str(payload.get("name", "-"))
+            details = " ".join(
+                f"{key}={value}"
+                for key, value in payload.items()
+                if key not in ("event", "name", "detached")
+            )
+            line = f"{time.strftime('%H:%M:%S')} {name} | {event} {name} {details}".rstrip()
+            ctx.emit(paint(line, colour_for(name), colour))
+    return EXIT_OK
+
+
+@command(
+    "tail",
+    option("pid", type=int, help="internal pid"),
+    option("label", nargs="?", help="output label (default: the process's first, e.g. stdout)"),
+    option("-n", "--lines", type=int, metavar="N", help="first show the last N lines kept"),
+    option(
+        "--feed",
+        choices=("continuous", "eventsource"),
+        default="continuous",
+        help="continuous: the exact output (default); eventsource: one line per chunk",
+    ),
+    HEARTBEAT,
+)
+def tail(ctx: Context, args: argparse.Namespace) -> int:
+    """Follow a process's output until it exits or Ctrl-C.
+
+    The continuous feed (default) writes the output exactly as the process
+    wrote it; the eventsource feed prints one line per chunk read from the
+    pipe. With --json, one {"event", "data", "id"} object per chunk.
+    """
+    label = args.label
+    if label is None:
+        labels = ctx.client.get_process_by_pid(args.pid).get("redirect_output") or ["stdout"]
+        label = labels[0]
+    extra = {} if args.lines is None else {"tail": args.lines}
+    if args.feed == "eventsource":
+        feed = ctx.client.stream(args.pid, label, "eventsource", heartbeat=args.heartbeat, **extra)
+        with feed as events:
+            for event in events:
+                data = {"event": event.event, "data": event.data, "id": event.id}
+                ctx.emit(event.data, data)
+        return EXIT_OK
+    with ctx.client.follow(args.pid, label, heartbeat=args.heartbeat, tail=args.lines) as chunks:
+        for chunk in chunks:
+            if ctx.as_json:
+                ctx.emit(None, {"event": label, "data": chunk.decode("utf-8", "replace")})
+            else:
+                ctx.out.buffer.write(chunk)
+                ctx.out.flush()
+    return EXIT_OK
+
+
+@command(
+    "send",
+    option("pid", type=int, help="internal pid (its template needs redirect_input)"),
+    option("data", nargs="?", help="text to send; without it, stdin is sent as-is"),
+    option("-n", "--no-newline", action="store_true", help="do not add a newline after DATA"),
+)
+def send(ctx: Context, args: argparse.Namespace) -> int:
+    """Write DATA and a newline (or all of stdin) to a process's stdin."""
+    if args.data is None:
+        payload = sys.stdin.buffer.read()
+    else:
+        payload = args.data.encode() + (b"" if args.no_newline else b"\n")
+    ctx.client.write_stdin(args.pid, payload)
+    ctx.emit("ok", OK)
+    return EXIT_OK
