@@ -50,6 +50,18 @@ def test_frame_cache_is_bounded() -> None:
     assert cache.get((0,)) is None and cache.get((4,)) == b"x"
 
 
+def test_frame_cache_is_bounded_by_bytes() -> None:
+    cache = FrameCache(size=100, max_bytes=1000)
+    for seq in range(10):
+        cache.put((seq,), b"x" * 300)
+    assert cache.held_bytes == 900
+    assert [seq for seq in range(10) if cache.get((seq,))] == [7, 8, 9]
+    cache.put((10,), b"y" * 1001)  # bigger than the whole budget: not kept
+    assert cache.get((10,)) is None and cache.held_bytes == 900
+    cache.put((9,), b"z" * 100)  # replacing a key counts it once
+    assert cache.held_bytes == 700
+
+
 def continuous_body(stream: Stream) -> tuple[Iterator[bytes], Subscription]:
     sub = stream.subscribe(since=0)
     formatter = ChunkFormatter(Feed.CONTINUOUS, "out", as_json=False, ids={})
