@@ -45,6 +45,7 @@ PIPE_SIZE = 1024 * 1024
 #: the heap top back and fault it in again on every read (1,400 brk/s, 140k page faults/s at
 #: 1 GB/s, per strace and /proc/PID/stat); 512 KiB buffers are reused from the heap.
 READ_SIZE = 512 * 1024
+MIN_READ_SIZE = 4096
 
 
 class ProcessState(enum.Enum):
@@ -119,7 +120,10 @@ class Process:
                 posix.close(fd)
         watch_exit(self.os_pid, self._exited)
         for fd, streams in self._readers():
-            self._greenlets.spawn(read_pipe, fd, streams, READ_SIZE)
+            # A chunk is never bigger than its ring (down to 4 KiB), so the ring holds at
+            # most its buffer_size: it always keeps its newest chunk, whatever the size.
+            size = max(MIN_READ_SIZE, min(READ_SIZE, *(s.buffer_size for s in streams)))
+            self._greenlets.spawn(read_pipe, fd, streams, size)
         if self._stdin_fd is not None:
             self._stdin_writer = self._greenlets.spawn(self._write_stdin)
 

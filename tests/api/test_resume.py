@@ -301,7 +301,7 @@ def test_dropped_counters_of_a_client_that_never_reads(
         assert sub["dropped_chunks"] > 0 and sub["overflow"] == "skip"
         (stream,) = [s for s in body["streams"] if s["pid"] == pid]
         assert stream["dropped_bytes"] == sub["dropped_bytes"]
-        assert stream["held_bytes"] <= stream["buffer_size"] + 256 * 1024
+        assert stream["held_bytes"] <= stream["buffer_size"]  # reads are no bigger than the ring
     finally:
         sock.close()
         assert client.post("/processes/flood/_stop").status_code == 200
