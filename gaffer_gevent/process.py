@@ -45,6 +45,7 @@ PIPE_SIZE = 1024 * 1024
 #: the heap top back and fault it in again on every read (1,400 brk/s, 140k page faults/s at
 #: 1 GB/s, per strace and /proc/PID/stat); 512 KiB buffers are reused from the heap.
 READ_SIZE = 512 * 1024
+#: Smallest read size, whatever the stream's buffer_size (a ring keeps its newest chunk).
 MIN_READ_SIZE = 4096
 
 

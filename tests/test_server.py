@@ -65,8 +65,7 @@ def read_slowly(conn: http.client.HTTPConnection) -> bytes:
     body = b""
     while piece := response.read(16384):
         body += piece
-        if len(body) % 8 == 0:
-            gevent.sleep(0.001)
+        gevent.sleep(0.001)  # let the server's send buffer fill up between reads
     return body
 
 
