@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import GafferError
+from .credentials import check_token
 from .errors import ServerUnreachable, describe, error_from_body
 from .feeds import Feed, StreamSocket, ndjson_output, raw_chunks, sse_events
 from .sse import SSEEvent
@@ -29,6 +30,21 @@ class Status(TypedDict):
     active: bool
     running: int
     max_processes: int
+
+
+class Ticket(TypedDict):
+    """The body of ``POST /auth/ticket``: a single-use ``?ticket=`` for a browser's feed."""
+
+    ticket: str
+    expires_in: int
+
+
+class WhoAmI(TypedDict):
+    """The body of ``GET /auth/whoami``: the token's name, role and scope (globs)."""
+
+    name: str | None
+    role: str
+    scope: Any
 
 
 def signal_number(sig: int | str) -> int:
@@ -57,24 +73,37 @@ def _segment(value: str | int) -> str:
 class Client:
     """gafferd over ``http://``, ``https://`` or ``unix:/path/to.sock``.
 
-    ``certfile``/``keyfile`` are a client certificate; ``cafile`` is the CA
-    that signed the server's certificate (``verify=False`` skips the check).
+    ``token`` is sent as ``Authorization: Bearer <token>`` on every request,
+    feed and websocket (never in a URL: ``?ticket=`` is for browsers, which
+    cannot set headers). ``certfile``/``keyfile`` are a client certificate
+    (mTLS); ``cacert`` is the CA that signed the server's certificate, for a
+    private CA (``cafile`` is its older name; ``verify=False`` skips the check).
     Proxy environment variables are ignored: a control connection to a daemon
-    must go where it was told to.
+    must go where it was told to, and so must its token. Redirects are not
+    followed, for the same reason.
     """
 
     def __init__(
         self,
         url: str = DEFAULT_URL,
         *,
+        token: str | None = None,
         certfile: str | None = None,
         keyfile: str | None = None,
+        cacert: str | None = None,
         cafile: str | None = None,
         verify: bool = True,
         timeout: float = 30.0,
     ) -> None:
+        if cacert is not None and cafile is not None and cacert != cafile:
+            raise ValueError("cacert and cafile are the same setting: give one")
+        cacert = cacert if cacert is not None else cafile
+        headers = {"Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {check_token(token)}"
         self.url = url
         self.timeout = timeout
+        self._token_sent = token is not None
         self._ssl: ssl.SSLContext | None = None
         self._uds: str | None = None
         if url.startswith("unix:"):
@@ -84,7 +113,7 @@ class Client:
         elif url.startswith(("http://", "https://")):
             base = url.rstrip("/")
             if url.startswith("https://"):
-                self._ssl = ssl_context(certfile, keyfile, cafile, verify)
+                self._ssl = ssl_context(certfile, keyfile, cacert, verify)
             transport = httpx.HTTPTransport(verify=self._ssl or True)
         else:
             raise ValueError(f"unsupported gafferd address {url!r} (http://, https:// or unix:)")
@@ -93,9 +122,14 @@ class Client:
             base_url=base,
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            headers={"Accept": "application/json"},
+            headers=headers,
             trust_env=False,
         )
+
+    def __repr__(self) -> str:
+        # Says whether a token is set, never which one.
+        token = ", token=<set>" if self._token_sent else ""
+        return f"Client({self.url!r}{token})"
 
     # -- plumbing ------------------------------------------------------------
 
@@ -141,13 +175,18 @@ class Client:
         except ValueError as exc:
             raise GafferError(f"{method} {path}: the server sent invalid JSON") from exc
 
-    @staticmethod
-    def _error(response: httpx.Response, context: str) -> GafferError:
+    def _error(self, response: httpx.Response, context: str) -> GafferError:
         try:
             body = response.json()
         except ValueError:
             body = None
-        return error_from_body(response.status_code, body, context)
+        return error_from_body(
+            response.status_code,
+            body,
+            context,
+            headers=response.headers,
+            token_sent=self._token_sent,
+        )
 
     def _open_feed(
         self,
@@ -181,6 +220,35 @@ class Client:
     def ping(self) -> bool:
         """True when ``GET /ping`` answers ``OK``."""
         return self.request("GET", "/ping").text.strip() == "OK"
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` (answered without a token, for load balancers), as a dict.
+
+        A body that is not a JSON object (a bare ``OK``) becomes ``{"status": <text>}``;
+        an unhealthy answer (4xx/5xx) raises its ``GafferError`` like any other call.
+        """
+        response = self.request("GET", "/health")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            return body
+        return {"status": response.text.strip() or "ok"}
+
+    # -- auth ----------------------------------------------------------------
+
+    def whoami(self) -> WhoAmI:
+        """``GET /auth/whoami``: the name, role and scope of this client's token."""
+        return cast(WhoAmI, self._json("GET", "/auth/whoami"))
+
+    def ticket(self) -> Ticket:
+        """``POST /auth/ticket``: a single-use ticket for a browser's EventSource or websocket.
+
+        This client never needs one (it sends its token in a header); it is
+        here for programs that hand a feed URL to a browser.
+        """
+        return cast(Ticket, self._json("POST", "/auth/ticket"))
 
     # -- templates -----------------------------------------------------------
 
@@ -416,14 +484,28 @@ class Client:
         return self._open_feed("/watch", params, heartbeat, items)
 
     def websocket(self, pid: int, *, timeout: float | None = None) -> StreamSocket:
-        """A websocket on ``/wstreams/<pid>`` (needs the ``websocket-client`` package)."""
+        """A websocket on ``/wstreams/<pid>`` (needs the ``websocket-client`` package).
+
+        The handshake carries the token like any request; a refused handshake
+        (401, 403, 421, 429...) raises the same ``GafferError`` as a refused call.
+        """
         try:
             import websocket as websocket_client
         except ImportError:
             raise ImportError(
                 "Client.websocket needs the websocket-client package (pip install websocket-client)"
             ) from None
-        options: dict[str, Any] = {"timeout": timeout}
+        # Like the HTTP calls: no Origin (this is not a browser), no proxy from the
+        # environment, no redirect (the token goes only where it was told to).
+        options: dict[str, Any] = {
+            "timeout": timeout,
+            "suppress_origin": True,
+            "http_no_proxy": ["*"],
+            "redirect_limit": 0,
+        }
+        authorization = self._http.headers.get("Authorization")
+        if authorization is not None:
+            options["header"] = {"Authorization": authorization}
         if self._uds is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
@@ -445,6 +527,20 @@ class Client:
                 }
         try:
             ws = websocket_client.create_connection(url, **options)
+        except websocket_client.WebSocketBadStatusException as exc:
+            raise self._handshake_error(exc, f"GET /wstreams/{int(pid)}") from None
         except (OSError, websocket_client.WebSocketException) as exc:
             raise ServerUnreachable(self.url, describe(exc)) from exc
         return StreamSocket(ws)
+
+    def _handshake_error(self, exc: Any, context: str) -> GafferError:
+        """The ``GafferError`` of a websocket handshake answered with an HTTP error."""
+        status = int(exc.status_code)
+        try:
+            body = json.loads(exc.resp_body or b"")
+        except ValueError:
+            body = None
+        if status < 400:  # e.g. a 200 from something that is not gafferd
+            return ServerUnreachable(self.url, f"websocket handshake answered {status}")
+        headers = {str(k).lower(): str(v) for k, v in (exc.resp_headers or {}).items()}
+        return error_from_body(status, body, context, headers=headers, token_sent=self._token_sent)
