@@ -44,10 +44,16 @@ def exit_code_for(exc: BaseException) -> int:
     return int(getattr(exc, "exit_code", EXIT_REFUSED))
 
 
+#: What a 401 adds when no token was given (the client's ``Unauthorized.token_sent``).
+TOKEN_HINT = "(--token, --token-file or GAFFER_TOKEN)"
+
+
 def error_line(prog: str, exc: BaseException) -> str:
     """One line for stderr: ``prog: code: message`` for server errors, else ``prog: message``."""
     if isinstance(exc, GafferError) and exc.code != "server_unreachable":
         text = f"{prog}: {exc.code}: {exc.message}"
+        if exc.code == "unauthorized" and getattr(exc, "token_sent", True) is False:
+            text += f" {TOKEN_HINT}"
     else:
         text = f"{prog}: {exc}"
     return " ".join(text.split())

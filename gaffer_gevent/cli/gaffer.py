@@ -49,6 +49,7 @@ from . import (
     run_command,
     want_colour,
 )
+from .connection import CONNECTION_OPTIONS, connect
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -110,13 +111,8 @@ def load_app(args: argparse.Namespace) -> App:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    from ..client import Client  # imports httpx (and ssl): only for the HTTP commands
-
-    url = getattr(args, "url", None) or args.endpoint
-    try:
-        return Client(url)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+    """A client for the HTTP commands (``connect`` imports httpx and ssl only now)."""
+    return connect(getattr(args, "url", None) or args.endpoint, args)
 
 
 def _group(args: argparse.Namespace, app: App | None) -> str:
@@ -369,6 +365,7 @@ GLOBAL_OPTIONS = (
     option("-f", "--procfile", default="Procfile", help="Procfile name (default %(default)s)"),
     option("-d", "--directory", default=".", metavar="ROOT", help="application root"),
     option("--endpoint", default=DEFAULT_ENDPOINT, metavar="URL", help="gafferd URL"),
+    *CONNECTION_OPTIONS,
 )  # fmt: skip
 
 URL = option("url", nargs="?", help="gafferd URL (wins over --endpoint)")

@@ -31,6 +31,7 @@ from . import (
     run_command,
 )
 from .commands import COMMANDS, OK, Context, command
+from .connection import CONNECTION_OPTIONS, connect
 
 PROG = "gafferctl"
 
@@ -262,6 +263,30 @@ def version(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("whoami")
+def whoami(ctx: Context, args: argparse.Namespace) -> int:
+    """Print the name, role and scope of the token in use: "NAME ROLE SCOPE".
+
+    SCOPE is the token's template globs joined by commas, "*" when it has no
+    limit; a nameless identity (no auth configured) prints "-" as NAME.
+    """
+    info = ctx.client.whoami()
+    scope = info.get("scope")
+    if isinstance(scope, list):
+        scope = ",".join(str(glob) for glob in scope)
+    fields = (info.get("name") or "-", info.get("role") or "-", scope or "*")
+    ctx.emit(" ".join(str(field) for field in fields), info)
+    return EXIT_OK
+
+
+@command("health")
+def health(ctx: Context, args: argparse.Namespace) -> int:
+    """Print gafferd's health ("ok"); needs no token, exit 1 if gafferd answers unhealthy."""
+    info = ctx.client.health()
+    ctx.emit(info.get("status", "ok"), info)
+    return EXIT_OK
+
+
 # -- parsing -----------------------------------------------------------------
 
 GLOBAL_OPTIONS = (
@@ -271,9 +296,7 @@ GLOBAL_OPTIONS = (
         default=DEFAULT_URL,
         help="gafferd: http://, https:// or unix:/path",
     ),
-    option("--certfile", metavar="FILE", help="client certificate (PEM) for https"),
-    option("--keyfile", metavar="FILE", help="key of --certfile, if not in the same file"),
-    option("--cafile", metavar="FILE", help="CA bundle that signed gafferd's certificate"),
+    *CONNECTION_OPTIONS,
     option("--timeout", type=float, default=30.0, metavar="SECONDS", help="wait for answers"),
     option("--json", action="store_true", default=False, help="machine-readable output"),
 )
@@ -316,19 +339,7 @@ def build_parser() -> tuple[CliParser, dict[str, argparse.ArgumentParser]]:
 
 def run(args: argparse.Namespace) -> int:
     """Connect and run the parsed command; errors propagate to ``main``."""
-    if args.keyfile and not args.certfile:
-        raise UsageError("--keyfile needs --certfile")
-    try:
-        client = Client(
-            args.connect,
-            certfile=args.certfile,
-            keyfile=args.keyfile,
-            cafile=args.cafile,
-            timeout=args.timeout,
-        )
-    except (ValueError, OSError) as exc:
-        raise UsageError(str(exc)) from exc
-    with client:
+    with connect(args.connect, args, timeout=args.timeout) as client:
         return COMMANDS[args.command].handler(Context(client, sys.stdout, args.json), args)
 
 

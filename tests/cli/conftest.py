@@ -23,6 +23,7 @@ import pytest
 from gaffer_gevent.client import Client
 
 from ..helpers import wait_for
+from .recorder import Recorder
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
@@ -119,6 +120,14 @@ def gafferd(tmp_path: Path) -> Iterator[Daemon]:
 
 
 @pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """A real server on 127.0.0.1 that records each request's Authorization header."""
+    server = Recorder(("127.0.0.1", 0))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def client(gafferd: Daemon) -> Iterator[Client]:
     with gafferd.client() as c:
         yield c
@@ -132,9 +141,18 @@ class Result:
 
 
 def run_script(
-    script: str, *args: str, input: str | None = None, cwd: Path | None = None, timeout: float = 30
+    script: str,
+    *args: str,
+    input: str | None = None,
+    cwd: Path | None = None,
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
 ) -> Result:
-    """Run a console script from the venv to completion."""
+    """Run a console script from the venv to completion.
+
+    ``env`` is added to ours, without any GAFFER_TOKEN of the caller's shell.
+    """
+    inherited = {k: v for k, v in os.environ.items() if k != "GAFFER_TOKEN"}
     proc = subprocess.run(
         [str(BIN / script), *args],
         input=input,
@@ -142,7 +160,7 @@ def run_script(
         text=True,
         timeout=timeout,
         cwd=cwd,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**inherited, "NO_COLOR": "1", **(env or {})},
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
