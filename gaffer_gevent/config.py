@@ -15,9 +15,10 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from .auth import ClientSpec, Role, TokenSpec, parse_hash, parse_scope
 from .errors import ConfigError, InvalidProcessInfo
 from .template import ProcessTemplate
 
@@ -26,6 +27,8 @@ T = TypeVar("T")
 DEFAULT_PORT = 8000
 DEFAULT_BACKLOG = 128
 DEFAULT_BUFFER = 1024 * 1024
+DEFAULT_SOCKET_MODE = 0o600
+CLIENT_CERT_MODES = ("none", "optional", "required")
 # configparser would fold [DEFAULT] into every section and hide where a key
 # came from; we read it as an ordinary section and apply it ourselves.
 _RAW_DEFAULT = "\0"
@@ -86,6 +89,8 @@ class EndpointConfig:
     certfile: str | None = None
     keyfile: str | None = None
     backlog: int = DEFAULT_BACKLOG
+    ca_certs: str | None = None  # CA bundle that client certificates must chain to
+    client_cert: str = "none"  # "none", "optional" or "required"
 
 
 @dataclass
@@ -106,7 +111,12 @@ class DaemonConfig:
     endpoints: list[EndpointConfig]
     processes: list[ProcessConfig]
     webhooks: list[tuple[str, str]]
-    cors_origins: list[str] | None = None
+    cors_origins: list[str] | None = None  # None: not set; ["*"]: any origin
+    tokens: list[TokenSpec] = field(default_factory=list)
+    clients: list[ClientSpec] = field(default_factory=list)
+    server_names: list[str] = field(default_factory=list)
+    allow_unauthenticated: bool = False
+    socket_mode: int = DEFAULT_SOCKET_MODE
     stream_buffer_size: int = DEFAULT_BUFFER
     stdin_max_body: int = DEFAULT_BUFFER
     stdin_queue_size: int = DEFAULT_BUFFER
@@ -154,6 +164,16 @@ def _user(value: str) -> int | str:
     return int(value) if value.isascii() and value.isdigit() else value
 
 
+def _octal_mode(value: str) -> int:
+    mode = int(value.strip(), 8)
+    if not 0 <= mode <= 0o777:
+        raise ValueError(value)
+    return mode
+
+
+_mode = _as(_octal_mode, "an octal file mode such as 0600 or 0660")
+
+
 def _list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -190,9 +210,12 @@ GAFFER_KEYS = frozenset(
     {
         "http_endpoints", "plugins_dir", "include", "include_dir", "cors_origins",
         "stream_buffer_size", "stdin_max_body", "stdin_queue_size", "log_dir",
+        "server_names", "allow_unauthenticated", "socket_mode",
     }
 )  # fmt: skip
-ENDPOINT_KEYS = frozenset({"bind", "certfile", "keyfile", "backlog"})
+ENDPOINT_KEYS = frozenset({"bind", "certfile", "keyfile", "backlog", "ca_certs", "client_cert"})
+TOKEN_KEYS = frozenset({"role", "hash", "scope"})
+CLIENT_KEYS = frozenset({"role", "scope"})
 
 Origins = dict[tuple[str, str | None], str]
 
@@ -295,8 +318,11 @@ def _check_sections(src: _Source) -> None:
         kind, colon, name = section.partition(":")
         if section in ("DEFAULT", "gaffer", "webhooks"):
             continue
-        if not colon or kind not in ("endpoint", "process", "env"):
-            expected = "gaffer, webhooks, DEFAULT, endpoint:NAME, process:NAME, env:NAME"
+        if not colon or kind not in ("endpoint", "process", "env", "token", "client"):
+            expected = (
+                "gaffer, webhooks, DEFAULT, endpoint:NAME, process:NAME, env:NAME, "
+                "token:NAME, client:SUBJECT"
+            )
             raise src.error(f"unknown section kind (expected one of {expected})", section)
         if not name:
             raise src.error(f"[{kind}:NAME] needs a name", section)
@@ -331,8 +357,50 @@ def _endpoints(src: _Source, names: list[str]) -> list[EndpointConfig]:
         backlog = src.convert(section, values, "backlog", _int, DEFAULT_BACKLOG)
         if backlog < 0:
             raise src.error("must be >= 0", section, "backlog")
-        endpoints.append(EndpointConfig(name, addresses, certfile, keyfile, backlog))
+        ca_certs = values.get("ca_certs") or None
+        client_cert = values.get("client_cert", "none").strip().lower() or "none"
+        if client_cert not in CLIENT_CERT_MODES:
+            raise src.error(
+                f"must be one of {', '.join(CLIENT_CERT_MODES)}", section, "client_cert"
+            )
+        if (ca_certs or client_cert != "none") and not certfile:
+            raise src.error("client certificates need TLS: set certfile", section, "ca_certs")
+        if client_cert != "none" and not ca_certs:
+            raise src.error("needs ca_certs to verify client certificates", section, "client_cert")
+        endpoints.append(
+            EndpointConfig(name, addresses, certfile, keyfile, backlog, ca_certs, client_cert)
+        )
     return endpoints
+
+
+def _credentials(src: _Source) -> tuple[list[TokenSpec], list[ClientSpec]]:
+    """The ``[token:NAME]`` and ``[client:SUBJECT]`` sections."""
+    tokens: list[TokenSpec] = []
+    clients: list[ClientSpec] = []
+    seen_hashes: dict[bytes, str] = {}
+    for section in src.sections:
+        kind, _, name = section.partition(":")
+        if kind not in ("token", "client"):
+            continue
+        own = src.sections[section]
+        for key in own:  # [DEFAULT] never applies to credentials
+            if key not in (TOKEN_KEYS if kind == "token" else CLIENT_KEYS):
+                raise src.error("unknown key", section, key)
+        if "role" not in own:
+            raise src.error("needs a role (read, stdin, operate or admin)", section, "role")
+        role = src.convert(section, own, "role", Role.parse, Role.READ)
+        scope = parse_scope(own.get("scope", ""))
+        if kind == "client":
+            clients.append(ClientSpec(name, role, scope))
+            continue
+        if "hash" not in own:
+            raise src.error("needs hash = sha256:<hex> (gafferd token NAME prints it)", section)
+        digest = src.convert(section, own, "hash", parse_hash, b"")
+        if digest in seen_hashes:
+            raise src.error(f"same hash as [{seen_hashes[digest]}]", section, "hash")
+        seen_hashes[digest] = section
+        tokens.append(TokenSpec(name, role, digest, scope))
+    return tokens, clients
 
 
 def _process(src: _Source, section: str) -> ProcessConfig | None:
@@ -388,6 +456,7 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         if not url.strip():
             raise src.error("needs a URL", "webhooks", event)
     cors = _list(gaffer.get("cors_origins", ""))
+    tokens, clients = _credentials(src)
 
     def size(key: str) -> int:
         return src.convert("gaffer", gaffer, key, _size, DEFAULT_BUFFER)
@@ -398,7 +467,12 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         # stable sort: equal priorities keep file order; no priority goes last
         processes=sorted(processes.values(), key=lambda p: (p.priority is None, p.priority or 0)),
         webhooks=[(event, url.strip()) for event, url in webhooks],
-        cors_origins=None if not cors or "*" in cors else cors,
+        cors_origins=None if not cors else ["*"] if "*" in cors else cors,
+        tokens=tokens,
+        clients=clients,
+        server_names=[name.lower() for name in _list(gaffer.get("server_names", ""))],
+        allow_unauthenticated=src.convert("gaffer", gaffer, "allow_unauthenticated", _bool, False),
+        socket_mode=src.convert("gaffer", gaffer, "socket_mode", _mode, DEFAULT_SOCKET_MODE),
         stream_buffer_size=size("stream_buffer_size"),
         stdin_max_body=size("stdin_max_body"),
         stdin_queue_size=size("stdin_queue_size"),
