@@ -130,6 +130,7 @@ def error_from_body(
     if not isinstance(code, str):
         code = {
             401: Unauthorized.code,
+            403: AccessForbidden.code,  # a HEAD answer has no body to say which 403
             404: "not_found",
             405: "method_not_allowed",
             421: MisdirectedRequest.code,

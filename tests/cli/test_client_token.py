@@ -183,6 +183,16 @@ def test_429_keeps_retry_after_and_401_says_whether_a_token_was_sent(recorder: R
     assert info.value.message == "this gafferd needs a token"
 
 
+def test_a_bodiless_head_refusal_still_maps(recorder: Recorder):
+    recorder.answers["/processes/x"] = Answer.json({"error": "forbidden"}, "403 Forbidden")
+    with Client(f"http://127.0.0.1:{recorder.port}", token=TOKEN, timeout=10) as client:
+        with pytest.raises(AccessForbidden):
+            client.is_process("x")
+        recorder.answers["/processes/x"] = Answer.json({}, "401 Unauthorized")
+        with pytest.raises(Unauthorized):
+            client.is_process("x")
+
+
 # -- the pure parts: where a token comes from ------------------------------------------
 
 
