@@ -33,8 +33,9 @@ from .errors import (
     Unauthorized,
     error_from_body,
 )
-from .feeds import Feed, StreamSocket
+from .feeds import Feed
 from .sse import SSEEvent, SSEParser
+from .stream_socket import StreamSocket
 
 __all__ = [
     "DEFAULT_URL",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, TypedDict, TypeVar, cast, overload
@@ -15,8 +14,9 @@ import httpx
 from ..errors import GafferError
 from .credentials import check_token
 from .errors import ServerUnreachable, describe, error_from_body
-from .feeds import Feed, StreamSocket, ndjson_output, raw_chunks, sse_events
+from .feeds import Feed, ndjson_output, raw_chunks, sse_events
 from .sse import SSEEvent
+from .stream_socket import StreamSocket, open_stream_socket
 from .transport import ssl_context, unix_transport
 
 DEFAULT_URL = "http://127.0.0.1:5000"
@@ -489,58 +489,13 @@ class Client:
         The handshake carries the token like any request; a refused handshake
         (401, 403, 421, 429...) raises the same ``GafferError`` as a refused call.
         """
-        try:
-            import websocket as websocket_client
-        except ImportError:
-            raise ImportError(
-                "Client.websocket needs the websocket-client package (pip install websocket-client)"
-            ) from None
-        # Like the HTTP calls: no Origin (this is not a browser), no proxy from the
-        # environment, no redirect (the token goes only where it was told to).
-        options: dict[str, Any] = {
-            "timeout": timeout,
-            "suppress_origin": True,
-            "http_no_proxy": ["*"],
-            "redirect_limit": 0,
-        }
-        authorization = self._http.headers.get("Authorization")
-        if authorization is not None:
-            options["header"] = {"Authorization": authorization}
-        if self._uds is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            try:
-                sock.connect(self._uds)
-            except OSError as exc:
-                sock.close()
-                raise ServerUnreachable(self.url, describe(exc)) from exc
-            options["socket"] = sock
-            url = f"ws://localhost/wstreams/{int(pid)}"
-        else:
-            url = "ws" + self._base.removeprefix("http") + f"/wstreams/{int(pid)}"
-            if self._ssl is not None:
-                # Repeat the context's own settings: websocket-client rewrites them otherwise.
-                options["sslopt"] = {
-                    "context": self._ssl,
-                    "cert_reqs": self._ssl.verify_mode,
-                    "check_hostname": self._ssl.check_hostname,
-                }
-        try:
-            ws = websocket_client.create_connection(url, **options)
-        except websocket_client.WebSocketBadStatusException as exc:
-            raise self._handshake_error(exc, f"GET /wstreams/{int(pid)}") from None
-        except (OSError, websocket_client.WebSocketException) as exc:
-            raise ServerUnreachable(self.url, describe(exc)) from exc
-        return StreamSocket(ws)
-
-    def _handshake_error(self, exc: Any, context: str) -> GafferError:
-        """The ``GafferError`` of a websocket handshake answered with an HTTP error."""
-        status = int(exc.status_code)
-        try:
-            body = json.loads(exc.resp_body or b"")
-        except ValueError:
-            body = None
-        if status < 400:  # e.g. a 200 from something that is not gafferd
-            return ServerUnreachable(self.url, f"websocket handshake answered {status}")
-        headers = {str(k).lower(): str(v) for k, v in (exc.resp_headers or {}).items()}
-        return error_from_body(status, body, context, headers=headers, token_sent=self._token_sent)
+        path = f"/wstreams/{int(pid)}"
+        base = "http://localhost" if self._uds is not None else self._base
+        return open_stream_socket(
+            "ws" + base.removeprefix("http") + path,
+            self.url,
+            uds=self._uds,
+            ssl_context=self._ssl,
+            authorization=self._http.headers.get("Authorization"),
+            timeout=timeout,
+        )

@@ -1,18 +1,15 @@
-"""Open streaming responses as iterators of items, and the ``/wstreams`` websocket."""
+"""Open streaming responses as iterators of items (``/wstreams`` is in ``stream_socket``)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import httpx
 
 from .errors import ServerUnreachable, describe
 from .sse import SSEEvent, SSEParser
-
-if TYPE_CHECKING:
-    import websocket as websocket_client
 
 T = TypeVar("T")
 
@@ -77,38 +74,3 @@ def ndjson_output(chunks: Iterator[bytes]) -> Iterator[bytes]:
             record = json.loads(line) if line.strip() else None
             if isinstance(record, dict) and isinstance(record.get("data"), str):
                 yield record["data"].encode()
-
-
-class StreamSocket:
-    """A websocket on ``/wstreams/<pid>``: messages in are stdin, messages out are output."""
-
-    def __init__(self, ws: websocket_client.WebSocket) -> None:
-        self.ws = ws
-
-    def send(self, data: bytes | str) -> None:
-        """Write ``data`` to the process's stdin (no newline is added)."""
-        if isinstance(data, bytes):
-            self.ws.send_binary(data)
-        else:
-            self.ws.send_text(data)
-
-    def recv(self) -> str | None:
-        """The next output chunk, or None once the server closed the socket."""
-        import websocket as websocket_client
-
-        try:
-            opcode, data = self.ws.recv_data()
-        except websocket_client.WebSocketConnectionClosedException:
-            return None
-        if opcode == websocket_client.ABNF.OPCODE_CLOSE:
-            return None
-        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-
-    def close(self) -> None:
-        self.ws.close()
-
-    def __enter__(self) -> StreamSocket:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
