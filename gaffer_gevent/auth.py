@@ -263,3 +263,28 @@ class Sessions:
                 close()
                 closed += 1
         return closed
+
+
+class Security:
+    """One app's live security state: the credentials (swapped on reload) and what hangs off
+    them."""
+
+    def __init__(self, credentials: Credentials | None = None) -> None:
+        self.credentials = credentials or Credentials()
+        self.tickets = Tickets()
+        self.throttle = FailureThrottle()
+        self.sessions = Sessions()
+
+    def replace(self, credentials: Credentials) -> int:
+        """Use ``credentials`` from now on; end what removed or changed principals hold open.
+
+        Returns how many open feeds and websockets were closed.
+        """
+        self.credentials = credentials
+        wanted = credentials.principals()
+
+        def keep(principal: Principal) -> bool:
+            return principal in wanted or (principal.kind == "anonymous" and not wanted)
+
+        self.tickets.revoke(keep)
+        return self.sessions.close_all_but(keep)

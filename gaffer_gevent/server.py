@@ -13,8 +13,8 @@ from gevent.pywsgi import WSGIServer
 from gevent.ssl import SSLSocket
 from geventwebsocket.handler import WebSocketHandler
 
-from .api.disconnect import ENVIRON_KEY
 from .config import Address, EndpointConfig
+from .environ import SOCKET_KEY as ENVIRON_KEY
 
 #: Chunks at least this big go out with scatter-gather instead of being copied into one buffer.
 SCATTER_MIN = 64 * 1024

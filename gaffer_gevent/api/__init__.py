@@ -3,7 +3,8 @@
 Every blueprint only parses the request, calls the manager and shapes the
 reply. Errors of the ``GafferError`` tree render as ``{"error": code}``;
 anything unexpected is logged and answered with a JSON 500, never a
-traceback page. CORS follows gaffer's contract (spec 2.3) through flask-cors.
+traceback page. ``guard`` checks every request (Host, Origin, credentials,
+role, scope) before a view runs and adds the CORS headers.
 """
 
 from __future__ import annotations
@@ -12,25 +13,19 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
-from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .. import __version__
+from ..auth import Credentials, Security
 from ..errors import GafferError
 from ..manager import Manager
-from . import groups, logs, processes, stats, streams, watch, websocket
+from . import auth, groups, guard, logs, processes, stats, streams, watch, websocket
 from .extension import GafferSettings, GafferState, gaffer, manager
 from .params import json_response
 
-__all__ = ["Gaffer", "GafferSettings", "create_app", "gaffer", "manager"]
+__all__ = ["Gaffer", "GafferSettings", "create_app", "gaffer", "manager", "replace_credentials"]
 
 log = logging.getLogger(__name__)
-
-CORS_METHODS = ["POST", "GET", "PUT", "DELETE", "OPTIONS"]
-CORS_HEADERS = [
-    "X-Requested-With", "X-HTTP-Method-Override", "Content-Type", "Accept", "Authorization",
-]  # fmt: skip
-CORS_MAX_AGE = 86400
 
 root = Blueprint("root", __name__)
 
@@ -53,7 +48,8 @@ def openapi() -> Response:
 
 
 BLUEPRINTS = (
-    root, processes.bp, groups.bp, streams.bp, websocket.bp, watch.bp, stats.bp, logs.bp,
+    root, auth.bp, processes.bp, groups.bp, streams.bp, websocket.bp, watch.bp, stats.bp,
+    logs.bp,
 )  # fmt: skip
 
 
@@ -81,24 +77,12 @@ class Gaffer:
 
     def init_app(self, app: Flask) -> None:
         prefix = self.settings.url_prefix.rstrip("/")
-        app.extensions["gaffer"] = GafferState(self.manager, self.settings)
+        security = Security(self.settings.credentials)
+        app.extensions["gaffer"] = GafferState(self.manager, self.settings, security=security)
         for bp in BLUEPRINTS:
             app.register_blueprint(bp, url_prefix=prefix or None)
-        origins: Any = self.settings.cors_origins or "*"
-        # Flask runs after_request functions in reverse order of registration:
-        # registered before flask-cors, _cors_compat runs after it and sees its headers.
-        app.after_request(_cors_compat)
-        CORS(
-            app,
-            resources={f"{prefix}/*": {"origins": origins}},
-            methods=CORS_METHODS,
-            allow_headers=CORS_HEADERS,
-            max_age=CORS_MAX_AGE,
-            supports_credentials=True,
-            always_send=True,
-            vary_header=True,
-        )
-        app.before_request(_preflight)
+        app.before_request(_guard)
+        app.after_request(_finish)
         app.register_error_handler(GafferError, _gaffer_error)
         app.register_error_handler(HTTPException, _http_error)
         app.register_error_handler(Exception, _server_error)
@@ -115,39 +99,18 @@ def _ours() -> bool:
     return not prefix or request.path == prefix or request.path.startswith(prefix + "/")
 
 
-def _preflight() -> Response | None:
-    """gaffer answers OPTIONS on every route with 204 and an empty body (Flask: 200)."""
-    if request.method == "OPTIONS" and _ours():
-        return Response(status=204)
-    return None
+def _guard() -> Response | None:
+    return guard.check_request() if _ours() else None
 
 
-def _cors_compat(response: Response) -> Response:
-    """Fill in what flask-cors leaves out of gaffer's contract (spec 2.3).
-
-    gaffer sends its CORS headers on every response, with ``*`` when there is
-    no Origin or it is ``null``; flask-cors only answers requests that carry
-    an allowed Origin, so we complete those cases here.
-    """
-    if not _ours():
-        return response
-    origin = request.headers.get("Origin")
-    if origin is None or origin == "null":
-        if gaffer().settings.cors_origins is None:
-            response.headers["Access-Control-Allow-Origin"] = "*"
-            response.headers["Access-Control-Allow-Credentials"] = "true"
-            response.headers["Access-Control-Allow-Methods"] = ", ".join(CORS_METHODS)
-            response.headers["Access-Control-Allow-Headers"] = ", ".join(CORS_HEADERS)
-            response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE)
-    elif "Access-Control-Allow-Origin" in response.headers:
-        response.headers["Access-Control-Allow-Methods"] = ", ".join(CORS_METHODS)
-        response.headers["Access-Control-Allow-Headers"] = ", ".join(CORS_HEADERS)
-        response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE)
-    return response
+def _finish(response: Response) -> Response:
+    return guard.finish_response(response) if _ours() else response
 
 
 def _gaffer_error(exc: GafferError) -> Response:
-    return json_response(exc.to_json(), exc.status)
+    response = json_response(exc.to_json(), exc.status)
+    response.headers.update(exc.headers)
+    return response
 
 
 def _http_error(exc: HTTPException) -> Response | HTTPException:
@@ -171,7 +134,18 @@ def _server_error(exc: Exception) -> Response | HTTPException:
 
 def create_app(manager: Manager | None = None, **settings: Any) -> Flask:
     """A Flask app serving the whole API over ``manager`` (a new one if not given)."""
-    app = Flask("gaffer_gevent")
+    app = Flask("gaffer_gevent", static_folder=None)
     app.config["JSONIFY_PRETTYPRINT_REGULAR"] = False
     Gaffer(manager, app, settings=GafferSettings(**settings))
     return app
+
+
+def replace_credentials(app: Flask, credentials: Credentials) -> int:
+    """Use ``credentials`` from now on (a reload); a removed or changed token stops working
+    at once, and its open feeds and websockets are closed. Returns how many were closed."""
+    state: GafferState = app.extensions["gaffer"]
+    state.settings.credentials = credentials
+    closed = state.security.replace(credentials)
+    if closed:
+        state.manager.bus.publish("auth.revoked", closed=closed)
+    return closed

@@ -9,16 +9,20 @@ from typing import Any
 
 import gevent
 from flask import Blueprint, Response, request
+from gevent.event import Event
 from geventwebsocket.exceptions import WebSocketError
 
 from ..feeds import ChunkFormatter, Feed
 from ..streams import Chunk
 from .extension import manager
+from .guard import track_session
 
 bp = Blueprint("websocket", __name__)
 
 #: A normal websocket close once the process is gone.
 NORMAL_CLOSURE = 1000
+#: The close code for a refused or revoked caller.
+POLICY_VIOLATION = 1008
 #: Seconds a client has to answer our close frame before the connection is dropped.
 CLOSE_GRACE = 2.0
 
@@ -34,7 +38,7 @@ def wstream(segment: str) -> Response:
     return Response(status=200)
 
 
-def _close(ws: Any, code: int = NORMAL_CLOSURE) -> None:
+def close_websocket(ws: Any, code: int = NORMAL_CLOSURE) -> None:
     """Send a close frame that carries ``code``, then mark the socket closed.
 
     gevent-websocket 0.10.1's ``close(code)`` drops the code and sends an empty
@@ -51,7 +55,7 @@ def _close(ws: Any, code: int = NORMAL_CLOSURE) -> None:
 
 def _refuse(ws: Any, code: str) -> None:
     ws.send(json.dumps({"error": code}))
-    _close(ws)
+    close_websocket(ws)
 
 
 def _serve(ws: Any, segment: str) -> None:
@@ -91,17 +95,23 @@ def _serve(ws: Any, segment: str) -> None:
                 with contextlib.suppress(WebSocketError, OSError):
                     ws.send(json.dumps({"error": getattr(exc, "code", "internal_error")}))
 
+    revoked = Event()
+    forget = track_session(revoked.set)
     sender, receiver = gevent.spawn(pump_output), gevent.spawn(pump_input)
     try:
-        if sender in gevent.wait([sender, receiver], count=1):
+        done = gevent.wait([sender, receiver, revoked], count=1)
+        if revoked.is_set():
+            close_websocket(ws, POLICY_VIOLATION)  # its token was removed
+        elif sender in done:
             # The process is gone: close, and give the client a moment to answer
             # before the connection is dropped (a silent client would hold it).
-            _close(ws)
+            close_websocket(ws)
             receiver.join(CLOSE_GRACE)
     finally:
+        forget()
         if sub is not None:
             sub.close()
         sender.kill(block=False)
         receiver.kill(block=True, timeout=1)
-        _close(ws)
+        close_websocket(ws)
     return None
