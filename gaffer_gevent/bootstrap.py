@@ -123,6 +123,6 @@ def start_webhooks(manager: Manager, config: DaemonConfig) -> WebhookDispatcher 
         return None
     from .webhooks import WebhookDispatcher
 
-    dispatcher = WebhookDispatcher(manager.bus, config.webhooks)
+    dispatcher = WebhookDispatcher(manager.bus, config.webhooks, secrets=config.webhook_secrets)
     dispatcher.start()
     return dispatcher

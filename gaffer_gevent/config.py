@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from .auth import ClientSpec, Role, TokenSpec, parse_hash, parse_scope
 from .errors import ConfigError, InvalidProcessInfo
+from .signing import Secret, parse_hook
 from .template import ProcessTemplate
 
 T = TypeVar("T")
@@ -122,6 +123,8 @@ class DaemonConfig:
     stdin_queue_size: int = DEFAULT_BUFFER
     log_dir: str | None = None
     plugins_dir: str | None = None
+    #: URL -> the secret that signs every POST to it (``[webhooks]`` lines with a secret).
+    webhook_secrets: dict[str, Secret] = field(default_factory=dict)
 
 
 # -- value converters: each raises ValueError with a message for the user ----
@@ -438,6 +441,32 @@ def _validate(src: _Source, process: ProcessConfig) -> None:
         raise src.error(f"invalid: {exc}", process.section) from None
 
 
+def _webhooks(src: _Source) -> tuple[list[tuple[str, str]], dict[str, Secret]]:
+    """``[webhooks]``: ``event = URL [secret_file=PATH | secret_env=NAME | secret=VALUE]``.
+
+    Returns the (event, URL) pairs in file order and each signed URL's secret.
+    One URL has one secret (or none) on every line naming it: it is one receiver.
+    """
+    hooks: list[tuple[str, str]] = []
+    secrets: dict[str, Secret] = {}
+    first: dict[str, tuple[str, Secret | None]] = {}
+    for event, value in src.sections.get("webhooks", {}).items():
+        origin = src.origins.get(("webhooks", event), src.path)
+        base_dir = os.path.dirname(os.path.abspath(origin))
+        try:
+            url, secret = parse_hook(value, base_dir=base_dir, environ=os.environ)
+        except ValueError as exc:
+            raise src.error(str(exc), "webhooks", event) from None
+        other, other_secret = first.setdefault(url, (event, secret))
+        if other_secret != secret:
+            message = f"the same URL as {other!r} needs the same secret (or none on both)"
+            raise src.error(message, "webhooks", event)
+        hooks.append((event, url))
+        if secret is not None:
+            secrets[url] = secret
+    return hooks, secrets
+
+
 def _build(src: _Source, path: str | None) -> DaemonConfig:
     """Turn merged sections into a DaemonConfig, validating everything."""
     _check_sections(src)
@@ -451,10 +480,7 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
     _apply_env(src, processes)
     for process in processes.values():
         _validate(src, process)
-    webhooks = list(src.sections.get("webhooks", {}).items())
-    for event, url in webhooks:
-        if not url.strip():
-            raise src.error("needs a URL", "webhooks", event)
+    webhooks, webhook_secrets = _webhooks(src)
     cors = _list(gaffer.get("cors_origins", ""))
     tokens, clients = _credentials(src)
 
@@ -466,7 +492,8 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         endpoints=_endpoints(src, _list(gaffer.get("http_endpoints", ""))),
         # stable sort: equal priorities keep file order; no priority goes last
         processes=sorted(processes.values(), key=lambda p: (p.priority is None, p.priority or 0)),
-        webhooks=[(event, url.strip()) for event, url in webhooks],
+        webhooks=webhooks,
+        webhook_secrets=webhook_secrets,
         cors_origins=None if not cors else ["*"] if "*" in cors else cors,
         tokens=tokens,
         clients=clients,
