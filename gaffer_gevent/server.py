@@ -219,11 +219,12 @@ class GafferServer(WSGIServer):  # type: ignore[misc]
 
     def wrap_socket_and_handle(self, client_socket: Any, address: Any) -> None:
         with self._deadline_from_connect():
-            try:
-                ssl_socket = self.wrap_socket(client_socket, **self.ssl_args)
-            except (OSError, Deadline):
-                return  # no or a bad client certificate, a port scan, a slow handshake
-            with contextlib.closing(ssl_socket):
+            args = {**self.ssl_args, "do_handshake_on_connect": False}
+            with contextlib.closing(self.wrap_socket(client_socket, **args)) as ssl_socket:
+                try:
+                    ssl_socket.do_handshake()
+                except (OSError, Deadline):
+                    return  # no or a bad client certificate, a port scan, a slow handshake
                 WSGIServer.handle(self, ssl_socket, address)
 
     @contextlib.contextmanager
