@@ -26,7 +26,7 @@ from gaffer_gevent.config import Address, ConnectionLimits, EndpointConfig
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import GafferServer, make_servers
 
-from .helpers import PYTHON, LoggedServer, wait_for
+from .helpers import PYTHON, LoggedServer, spawn_logged, wait_for
 
 PING = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -288,3 +288,26 @@ def _answers(get: Callable[[], httpx.Response]) -> httpx.Response | None:
         return get()
     except httpx.TransportError:
         return None
+
+
+def test_gafferd_applies_the_gaffer_section_limits(tmp_path: Path, manager: Manager) -> None:
+    from gaffer_gevent.api.websocket import IDLE_TIMEOUT_CONFIG, PING_INTERVAL_CONFIG
+    from gaffer_gevent.bootstrap import build_app
+    from gaffer_gevent.config import parse_config
+
+    ini = (
+        "[gaffer]\nheader_timeout = 0.5\nwebsocket_ping_interval = 2\nwebsocket_idle_timeout = 7\n"
+    )
+    app = build_app(manager, parse_config(ini))
+    assert (app.config[PING_INTERVAL_CONFIG], app.config[IDLE_TIMEOUT_CONFIG]) == (2.0, 7.0)
+    config = tmp_path / "gafferd.ini"
+    config.write_text(ini)
+    log = tmp_path / "gafferd.log"
+    args = [PYTHON, "-m", "gaffer_gevent", "--bind", "127.0.0.1:0", str(config)]
+    server = LoggedServer(spawn_logged(args, log, cwd=tmp_path), log)
+    try:
+        port = server.logged_port(LISTENING, "gafferd")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            assert read_until_closed(sock, timeout=5) == b""  # closed at 0.5 s, not 10
+    finally:
+        server.kill()
