@@ -93,22 +93,35 @@ class Connections:
     def make_room(self) -> bool:
         """Close the connection that has waited longest for its client; False when none waits.
 
-        Called from the server's accept callback, in the hub: the deadline is
-        thrown into the waiting greenlet at once (as a ``gevent.Timeout``
-        would be), so its descriptor is free when this returns. Elsewhere the
-        throw is left to the hub's next turn.
+        The deadline is thrown into that greenlet from the hub, as a running-out
+        ``gevent.Timeout`` would be: there it is certainly still blocked in its
+        read, so the throw lands where the handler catches it, and its
+        descriptor is free when this returns. The server's accept callback
+        runs in the hub; any other caller has the work done on the hub's next
+        turn.
         """
+        if not self._waiting:
+            return False
+        hub = gevent.get_hub()
+        if gevent.getcurrent() is not hub:
+            hub.loop.run_callback(self.make_room)
+            return True
         while self._waiting:
             glet, deadline = self._waiting.popitem(last=False)
-            if glet.dead:
-                continue
-            self.closed_to_make_room += 1
-            if gevent.getcurrent() is gevent.get_hub():
+            if not glet.dead:
+                self.closed_to_make_room += 1
                 glet.throw(deadline)
-            else:
-                gevent.get_hub().loop.run_callback(glet.throw, deadline)
-            return True
+                return True
         return False
+
+    def close_waiting(self) -> None:
+        """Close every connection that only waits for its client (at shutdown), from the hub."""
+        hub = gevent.get_hub()
+        if gevent.getcurrent() is not hub:
+            hub.loop.run_callback(self.close_waiting)
+            return
+        while self.make_room():
+            pass
 
     def starting(self) -> bool:
         """Are some accepted connections not yet running (so not yet waiting, nor closable)?

@@ -213,6 +213,15 @@ class GafferServer(WSGIServer):  # type: ignore[misc]
             self.retry_delay = min(RETRY_MAX, self.retry_delay * 2)
         return None
 
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop listening, close the connections only waiting for a request, then the rest.
+
+        gevent gives open connections ``timeout`` to finish; an idle keep-alive
+        connection never would, and would hold every shutdown for that long.
+        """
+        self.connections.close_waiting()  # on the hub's next turn: after close(), during join
+        super().stop(timeout)
+
     def handle(self, sock: Any, address: Any) -> None:
         with self._deadline_from_connect():
             super().handle(sock, address)
