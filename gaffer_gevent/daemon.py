@@ -180,7 +180,7 @@ class Daemon:
             self.log(
                 f"WARNING: listening on {', '.join(map(str, exposed))} without authentication "
                 f"(allow_unauthenticated): anyone who can reach it can run any command as "
-                f"{getpass.getuser()}"
+                f"{_user_name()}"
             )
         self.endpoints = endpoints
         if self.args.pidfile and not self._write_pidfile(self.args.pidfile):
@@ -338,6 +338,13 @@ class Daemon:
         for line in text.splitlines():
             sys.stdout.write(f"{name}[{pid}] {label} | {line}\n")
         sys.stdout.flush()
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no passwd entry (a container with an arbitrary uid)
+        return f"uid {os.getuid()}"
 
 
 def refusal(exposed: list[Address]) -> str:
