@@ -37,6 +37,7 @@ setup(
             "types-psutil",
             "websocket-client>=1.7",
             "gunicorn[gevent]>=22",
+            "cryptography>=42",
         ],
         "gunicorn": ["gunicorn[gevent]>=22"],
     },

@@ -53,10 +53,14 @@ def build_manager(
 def build_app(manager: Manager, config: DaemonConfig) -> Flask:
     """The whole API over ``manager`` with the HTTP settings of ``[gaffer]``."""
     from .api import create_app
+    from .api.websocket import IDLE_TIMEOUT_CONFIG, PING_INTERVAL_CONFIG
 
-    return create_app(
+    app = create_app(
         manager, cors_origins=config.cors_origins, stdin_max_body=config.stdin_max_body
     )
+    app.config[PING_INTERVAL_CONFIG] = config.connections.websocket_ping_interval
+    app.config[IDLE_TIMEOUT_CONFIG] = config.connections.websocket_idle_timeout
+    return app
 
 
 def apply_templates(

@@ -78,7 +78,12 @@ def parse_address(uri: str) -> Address:
         not (port.isascii() and port.isdigit()) or int(port) > 65535
     ):
         raise ValueError(f"{port!r} is not a valid port number")
-    return Address(kind, host.lower() or "0.0.0.0", int(port) if port else DEFAULT_PORT, "")
+    if not host:  # gaffer 0.4 read ":8000" as every interface; say which one is meant
+        raise ValueError(
+            f"{uri!r} has no host: write 127.0.0.1:{port or DEFAULT_PORT} (this machine only) "
+            f"or 0.0.0.0:{port or DEFAULT_PORT} (every interface)"
+        )
+    return Address(kind, host.lower(), int(port) if port else DEFAULT_PORT, "")
 
 
 @dataclass
@@ -92,6 +97,17 @@ class EndpointConfig:
     backlog: int = DEFAULT_BACKLOG
     ca_certs: str | None = None  # CA bundle that client certificates must chain to
     client_cert: str = "none"  # "none", "optional" or "required"
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """How long and how many: the ``[gaffer]`` keys bounding what a client can hold open."""
+
+    header_timeout: float = 10.0  # from connect (TLS included) to the end of a request's headers
+    keepalive_timeout: float = 60.0  # idle between two requests on one connection
+    max_connections: int = 10_000  # open HTTP connections, all endpoints together
+    websocket_ping_interval: float = 20.0
+    websocket_idle_timeout: float = 60.0  # nothing from the client, not even a pong
 
 
 @dataclass
@@ -118,6 +134,7 @@ class DaemonConfig:
     server_names: list[str] = field(default_factory=list)
     allow_unauthenticated: bool = False
     socket_mode: int = DEFAULT_SOCKET_MODE
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     stream_buffer_size: int = DEFAULT_BUFFER
     stdin_max_body: int = DEFAULT_BUFFER
     stdin_queue_size: int = DEFAULT_BUFFER
@@ -201,6 +218,13 @@ def _flapping(value: str) -> dict[str, Any]:
     return flapping
 
 
+#: ``[gaffer]`` key -> (converter, smallest, largest) of each ``ConnectionLimits`` field.
+CONNECTION_KEYS: dict[str, tuple[Callable[[str], Any], float, float]] = {
+    "header_timeout": (_float, 0.001, 3600), "keepalive_timeout": (_float, 0.001, 86400),
+    "max_connections": (_int, 1, 1_000_000), "websocket_ping_interval": (_float, 0.001, 3600),
+    "websocket_idle_timeout": (_float, 0.001, 86400),
+}  # fmt: skip
+
 PROCESS_KEYS: dict[str, Callable[[str], Any]] = {
     "cmd": str, "args": str, "cwd": str, "uid": _user, "gid": _user,
     "detach": _bool, "shell": _bool, "os_env": _bool, "start": _bool,
@@ -213,7 +237,7 @@ GAFFER_KEYS = frozenset(
     {
         "http_endpoints", "plugins_dir", "include", "include_dir", "cors_origins",
         "stream_buffer_size", "stdin_max_body", "stdin_queue_size", "log_dir",
-        "server_names", "allow_unauthenticated", "socket_mode",
+        "server_names", "allow_unauthenticated", "socket_mode", *CONNECTION_KEYS,
     }
 )  # fmt: skip
 ENDPOINT_KEYS = frozenset({"bind", "certfile", "keyfile", "backlog", "ca_certs", "client_cert"})
@@ -406,6 +430,25 @@ def _credentials(src: _Source) -> tuple[list[TokenSpec], list[ClientSpec]]:
     return tokens, clients
 
 
+def _connection_limits(src: _Source, gaffer: dict[str, str]) -> ConnectionLimits:
+    """The ``[gaffer]`` connection keys, each within its range."""
+    values: dict[str, Any] = {}
+    for key, (conv, low, high) in CONNECTION_KEYS.items():
+        value = src.convert("gaffer", gaffer, key, conv, None)
+        if value is not None:
+            if not low <= value <= high:
+                raise src.error(f"must be between {low:g} and {high:g}", "gaffer", key)
+            values[key] = value
+    limits = ConnectionLimits(**values)
+    if limits.websocket_idle_timeout <= limits.websocket_ping_interval:
+        raise src.error(
+            "must be longer than websocket_ping_interval, or no pong could ever arrive in time",
+            "gaffer",
+            "websocket_idle_timeout",
+        )
+    return limits
+
+
 def _process(src: _Source, section: str) -> ProcessConfig | None:
     """The POST body for one [process:NAME], or None when it has no cmd (spec)."""
     name = section.partition(":")[2]
@@ -500,6 +543,7 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         server_names=[name.lower() for name in _list(gaffer.get("server_names", ""))],
         allow_unauthenticated=src.convert("gaffer", gaffer, "allow_unauthenticated", _bool, False),
         socket_mode=src.convert("gaffer", gaffer, "socket_mode", _mode, DEFAULT_SOCKET_MODE),
+        connections=_connection_limits(src, gaffer),
         stream_buffer_size=size("stream_buffer_size"),
         stdin_max_body=size("stdin_max_body"),
         stdin_queue_size=size("stdin_queue_size"),

@@ -135,3 +135,7 @@ class ConfigError(GafferError):
         if self.key:
             where += f" {self.key}"
         return f"{where}: {self.message}"
+
+
+class BindError(OSError):
+    """gafferd cannot listen on an address; the message names it. Not an HTTP error."""

@@ -10,6 +10,7 @@ import pytest
 
 from gaffer_gevent.config import (
     Address,
+    ConnectionLimits,
     DaemonConfig,
     EndpointConfig,
     load_config,
@@ -492,8 +493,7 @@ def test_cors_not_set() -> None:
         ("127.0.0.1:5000", Address("tcp", "127.0.0.1", 5000, ""), "127.0.0.1:5000"),
         ("LocalHost:80", Address("tcp", "localhost", 80, ""), "localhost:80"),
         ("example.org", Address("tcp", "example.org", 8000, ""), "example.org:8000"),
-        ("", Address("tcp", "0.0.0.0", 8000, ""), "0.0.0.0:8000"),
-        (":5000", Address("tcp", "0.0.0.0", 5000, ""), "0.0.0.0:5000"),
+        ("0.0.0.0:5000", Address("tcp", "0.0.0.0", 5000, ""), "0.0.0.0:5000"),
         ("[::1]:5000", Address("tcp6", "::1", 5000, ""), "[::1]:5000"),
         ("[::]", Address("tcp6", "::", 8000, ""), "[::]:8000"),
         ("unix:/tmp/g.sock", Address("unix", "", 0, "/tmp/g.sock"), "unix:/tmp/g.sock"),
@@ -511,6 +511,13 @@ def test_parse_address(uri: str, expected: Address, text: str) -> None:
 )
 def test_parse_address_refuses(uri: str) -> None:
     with pytest.raises(ValueError):
+        parse_address(uri)
+
+
+@pytest.mark.parametrize("uri", ["", ":5000", " :80 ", "[]:5000"])
+def test_an_empty_host_is_an_error_not_every_interface(uri: str) -> None:
+    """gaffer 0.4 read ``:8000`` as 0.0.0.0: a network-wide API nobody asked for."""
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1|IPv6"):
         parse_address(uri)
 
 
@@ -549,6 +556,15 @@ bind = 127.0.0.1:1
             ],
         ),
     ]
+
+
+def test_connection_limits_have_defaults_and_can_be_set() -> None:
+    assert parse("").connections == ConnectionLimits(10.0, 60.0, 10_000, 20.0, 60.0)
+    config = parse(
+        "[gaffer]\nheader_timeout = 2.5\nkeepalive_timeout = 5\nmax_connections = 50\n"
+        "websocket_ping_interval = 1\nwebsocket_idle_timeout = 3\n"
+    )
+    assert config.connections == ConnectionLimits(2.5, 5.0, 50, 1.0, 3.0)
 
 
 # -- include / include_dir ---------------------------------------------------------------
@@ -701,9 +717,24 @@ E = "[gaffer]\nhttp_endpoints = e\n[endpoint:e]\n"  # a listed endpoint to fill 
             "lists 'e' twice",
         ),
         (E + "bind = a:1, host:http\n", "[endpoint:e] bind", "'http' is not a valid port"),
-        (E + "bind = :1\nbacklog = x\n", "[endpoint:e] backlog", "'x' is not an integer"),
-        (E + "bind = :1\nbacklog = -1\n", "[endpoint:e] backlog", "must be >= 0"),
-        (E + "bind = :1\nkeyfile = k\n", "[endpoint:e] keyfile", "keyfile given without certfile"),
+        (E + "bind = :1\n", "[endpoint:e] bind", "':1' has no host: write 127.0.0.1:1"),
+        (E + "bind = h:1\nbacklog = x\n", "[endpoint:e] backlog", "'x' is not an integer"),
+        (E + "bind = h:1\nbacklog = -1\n", "[endpoint:e] backlog", "must be >= 0"),
+        (E + "bind = h:1\nkeyfile = k\n", "[endpoint:e] keyfile", "keyfile given without certfile"),
+        # connection limits
+        ("[gaffer]\nheader_timeout = 0\n", "[gaffer] header_timeout", "must be between"),
+        ("[gaffer]\nkeepalive_timeout = nan\n", "[gaffer] keepalive_timeout", "'nan' is not a"),
+        ("[gaffer]\nmax_connections = 0\n", "[gaffer] max_connections", "must be between 1"),
+        (
+            "[gaffer]\nmax_connections = 1e3\n",
+            "[gaffer] max_connections",
+            "'1e3' is not an integer",
+        ),
+        (
+            "[gaffer]\nwebsocket_ping_interval = 30\nwebsocket_idle_timeout = 30\n",
+            "[gaffer] websocket_idle_timeout",
+            "must be longer than websocket_ping_interval",
+        ),
     ],
 )
 def test_errors_name_file_section_and_key(text: str, where: str, message: str) -> None:
