@@ -148,6 +148,7 @@ class Daemon:
         self.servers: list[Any] = []
         self.endpoints: list[EndpointConfig] = []
         self.extras: Extras | None = None
+        self.app: Any = None
         self.applied: dict[str, dict[str, Any]] = {}
 
     def log(self, message: str) -> None:
@@ -156,7 +157,9 @@ class Daemon:
     def load(self) -> DaemonConfig:
         from .bootstrap import load
 
-        return load(self.config_path)
+        config = load(self.config_path)
+        config.allow_unauthenticated = self._allow_unauthenticated(config)
+        return config
 
     def run(self) -> int:
         import signal
@@ -264,6 +267,8 @@ class Daemon:
         if self.args.verbose >= 1:
             manager.bus.subscribe(".", self._echo_event)
         app = bootstrap.build_app(manager, config)
+        self.app = app
+        self._warn_about(config)
         self.extras = bootstrap.start_extras(app, manager, config)
         servers = make_servers(app, endpoints, limits=config.connections,
                                socket_mode=config.socket_mode, log=self.log)  # fmt: skip
@@ -271,6 +276,9 @@ class Daemon:
             server.start()
             self.servers.append(server)
             self.log(f"listening on {url}")
+        app.extensions["gaffer"].settings.bound_hosts = [
+            address.host for endpoint in endpoints for address in endpoint.addresses
+        ]
         self.applied = bootstrap.apply_templates(manager, config, log=self.log)
         return manager
 
@@ -292,10 +300,21 @@ class Daemon:
             self.log(f"reload refused, keeping the running config: {refusal(exposed)}")
             return
         self.log("reloading the config")
+        closed = bootstrap.apply_security(self.app, config)
+        self._warn_about(config)
+        if closed:
+            self.log(f"closed {closed} feeds and websockets of removed or changed tokens")
         try:
             self.applied = bootstrap.apply_templates(manager, config, self.applied, log=self.log)
         except ConfigError as exc:
             self.log(f"reload stopped part way: {exc}")
+
+    def _warn_about(self, config: DaemonConfig) -> None:
+        if config.cors_origins == ["*"]:
+            self.log(
+                "warning: cors_origins = * lets a page on any web site read this API from"
+                " its visitors' browsers" + ("" if config.tokens else " (no token is configured)")
+            )
 
     def _shutdown(self, manager: Manager) -> None:
         self.log("stopping every process")
