@@ -24,7 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
+from gaffer_gevent.api import create_app
+from gaffer_gevent.auth import ClientSpec, Credentials, Role
 from gaffer_gevent.config import Address, ConnectionLimits, EndpointConfig
+from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import CLIENT_SUBJECT_KEY, GafferServer, make_servers
 
 from .certs import TestCA
@@ -184,3 +187,34 @@ def test_gafferd_requiring_client_certificates_may_listen_on_every_interface(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def test_client_sections_give_certificate_subjects_roles(pki: PKI, manager: Manager) -> None:
+    """The guard maps a verified common name through [client:CN] like a token."""
+    credentials = Credentials(clients=[ClientSpec("alice", Role.READ, ("web:*",))])
+    app = create_app(manager, credentials=credentials)
+    cert, key = pki.server
+    endpoint = EndpointConfig("mtls", [Address("tcp", "127.0.0.1", 0, "")], str(cert), str(key),
+                              128, str(pki.ca.path), "required")  # fmt: skip
+    ((server, url),) = make_servers(app, [endpoint])
+    server.start()
+    bob = pki.ca.issue("bob")
+
+    def client(identity: tuple[Path, Path]) -> httpx.Client:
+        context = ssl.create_default_context(cafile=str(pki.ca.path))
+        context.load_cert_chain(str(identity[0]), str(identity[1]))
+        return httpx.Client(base_url=url, verify=context, timeout=10)
+
+    try:
+        with client(pki.alice) as alice:
+            assert alice.get("/auth/whoami").json() == {"name": "alice", "role": "read",
+                                                        "scope": ["web:*"]}  # fmt: skip
+            assert alice.get("/processes").status_code == 200
+            r = alice.post("/processes", json={"name": "web:x", "cmd": "true"})
+            assert (r.status_code, r.json()["error"]) == (403, "forbidden")
+        with client(bob) as stranger:  # signed by the CA, but no [client:bob]
+            r = stranger.get("/processes")
+            assert (r.status_code, r.json()["error"]) == (401, "unauthorized")
+    finally:
+        server.stop(timeout=1)
+        server.connections.close()

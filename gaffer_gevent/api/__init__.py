@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from .. import __version__
 from ..auth import Credentials, Security
@@ -76,31 +76,53 @@ class Gaffer:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
+        require_gevent()
         prefix = self.settings.url_prefix.rstrip("/")
         security = Security(self.settings.credentials)
         app.extensions["gaffer"] = GafferState(self.manager, self.settings, security=security)
         for bp in BLUEPRINTS:
             app.register_blueprint(bp, url_prefix=prefix or None)
+        # App-wide hooks, since unknown routes under the prefix are ours too (deny by
+        # default, JSON 404); each asks ``_ours()`` first and leaves the host's requests be.
         app.before_request(_guard)
         app.after_request(_finish)
-        app.register_error_handler(GafferError, _gaffer_error)
-        app.register_error_handler(HTTPException, _http_error)
-        app.register_error_handler(Exception, _server_error)
+
+
+def require_gevent() -> None:
+    """Refuse to mount the API where gevent cannot watch the children.
+
+    gevent's child watcher reaps them and only runs on its default loop in a
+    patched process; under a threaded or sync server a spawned child would run
+    untracked. Better a clear error at start than a 500 and an orphan later.
+    """
+    from gevent import monkey
+
+    missing = [name for name in ("os", "socket", "signal") if not monkey.is_module_patched(name)]
+    if missing:
+        raise RuntimeError(
+            "gaffer_gevent needs a gevent-patched process (not patched: "
+            f"{', '.join(missing)}): call gevent.monkey.patch_all() first thing in your entry "
+            "point and serve with gevent's WSGIServer or gunicorn's gevent worker"
+        )
 
 
 def _ours() -> bool:
-    """Is this request for the API? Embedded under a prefix, the host's routes are not.
-
-    The hooks and error handlers are registered on the whole app (unknown routes
-    under the prefix must answer gaffer's JSON 404 too), so each one asks this
-    first and leaves the host app's own requests alone.
-    """
+    """Is this request for the API? Embedded under a prefix, the host's routes are not."""
     prefix = gaffer().settings.url_prefix.rstrip("/")
     return not prefix or request.path == prefix or request.path.startswith(prefix + "/")
 
 
 def _guard() -> Response | None:
-    return guard.check_request() if _ours() else None
+    if not _ours():
+        return None
+    try:
+        response = guard.check_request()
+    except GafferError as exc:
+        return _gaffer_error(exc)
+    routing = request.routing_exception
+    if response is None and isinstance(routing, HTTPException) and (routing.code or 0) >= 400:
+        return _http_error(routing)  # our JSON 404/405, before a host's handler can answer
+    return response
 
 
 def _finish(response: Response) -> Response:
@@ -113,9 +135,7 @@ def _gaffer_error(exc: GafferError) -> Response:
     return response
 
 
-def _http_error(exc: HTTPException) -> Response | HTTPException:
-    if not _ours():
-        return exc  # the host app's own error page
+def _http_error(exc: HTTPException) -> Response:
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
         exc.code or 500, (exc.name or "error").lower().replace(" ", "_")
     )
@@ -125,11 +145,21 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
     return response
 
 
-def _server_error(exc: Exception) -> Response | HTTPException:
+def _server_error(exc: Exception) -> Response:
     log.exception("internal error on %s %s", request.method, request.path)
-    if not _ours():
-        return InternalServerError(original_exception=exc)
     return json_response({"error": "internal_error"}, 500)
+
+
+def _install_error_handlers(target: Flask | Blueprint) -> None:
+    """JSON errors for ``target``'s views: on gaffer's blueprints only when embedded, so the
+    host app's own errors (and its tests' propagated exceptions) stay its own."""
+    target.register_error_handler(GafferError, _gaffer_error)
+    target.register_error_handler(HTTPException, _http_error)
+    target.register_error_handler(Exception, _server_error)
+
+
+for _blueprint in BLUEPRINTS:
+    _install_error_handlers(_blueprint)
 
 
 def create_app(manager: Manager | None = None, **settings: Any) -> Flask:
@@ -137,6 +167,7 @@ def create_app(manager: Manager | None = None, **settings: Any) -> Flask:
     app = Flask("gaffer_gevent", static_folder=None)
     app.config["JSONIFY_PRETTYPRINT_REGULAR"] = False
     Gaffer(manager, app, settings=GafferSettings(**settings))
+    _install_error_handlers(app)  # the whole app is the API
     return app
 
 

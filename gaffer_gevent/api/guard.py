@@ -207,7 +207,11 @@ def _authenticate(security: Security, access: Access | None) -> Principal:
     """The caller from its bearer token, ticket or client certificate; 401 otherwise."""
     address = request.remote_addr or ""
     if not security.credentials.enabled:
-        if not gaffer().settings.allow_unauthenticated and not _is_local(address):
+        # A certificate the CA signed is authentication enough (client_cert = required);
+        # [client:CN] sections are what give certificates narrower roles.
+        verified = bool(request.environ.get(CLIENT_SUBJECT_KEY))
+        local = _is_local(address) or verified
+        if not gaffer().settings.allow_unauthenticated and not local:
             raise NotAllowed(
                 "gafferd has no tokens, so it serves loopback clients only: add a [token:NAME]"
                 " section (gafferd token NAME --role ROLE) or set allow_unauthenticated"
