@@ -24,7 +24,6 @@ setup(
         "gevent>=24.2",
         "gevent-websocket>=0.10.1",
         "flask>=3.0",
-        "flask-cors>=5.0",
         "psutil>=5.9",
         "httpx>=0.27",
     ],
