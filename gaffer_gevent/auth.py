@@ -196,7 +196,7 @@ class FailureThrottle:
     """Counts failed authentications per address; past the limit, the address waits.
 
     Memory is bounded: at most ``MAX_THROTTLED_ADDRESSES`` addresses, each with at
-    most ``limit + 1`` timestamps.
+    most ``limit`` timestamps.
     """
 
     def __init__(
@@ -209,7 +209,7 @@ class FailureThrottle:
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def fail(self, address: str) -> None:
-        times = self._failures.pop(address, None) or deque(maxlen=self.limit + 1)
+        times = self._failures.pop(address, None) or deque(maxlen=self.limit)
         times.append(self.clock())
         self._failures[address] = times  # most recent last
         while len(self._failures) > MAX_THROTTLED_ADDRESSES:
@@ -226,8 +226,8 @@ class FailureThrottle:
         if not times:
             del self._failures[address]
             return None
-        if len(times) <= self.limit:
-            return None
+        if len(times) < self.limit:
+            return None  # attempts beyond the limit wait
         return times[-1] + self.window - now  # the window after the latest failure
 
 
@@ -263,3 +263,28 @@ class Sessions:
                 close()
                 closed += 1
         return closed
+
+
+class Security:
+    """One app's live security state: the credentials (swapped on reload) and what hangs off
+    them."""
+
+    def __init__(self, credentials: Credentials | None = None) -> None:
+        self.credentials = credentials or Credentials()
+        self.tickets = Tickets()
+        self.throttle = FailureThrottle()
+        self.sessions = Sessions()
+
+    def replace(self, credentials: Credentials) -> int:
+        """Use ``credentials`` from now on; end what removed or changed principals hold open.
+
+        Returns how many open feeds and websockets were closed.
+        """
+        self.credentials = credentials
+        wanted = credentials.principals()
+
+        def keep(principal: Principal) -> bool:
+            return principal in wanted or (principal.kind == "anonymous" and not wanted)
+
+        self.tickets.revoke(keep)
+        return self.sessions.close_all_but(keep)

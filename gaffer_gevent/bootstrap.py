@@ -53,10 +53,29 @@ def build_manager(
 def build_app(manager: Manager, config: DaemonConfig) -> Flask:
     """The whole API over ``manager`` with the HTTP settings of ``[gaffer]``."""
     from .api import create_app
+    from .api.websocket import IDLE_TIMEOUT_CONFIG, PING_INTERVAL_CONFIG
 
-    return create_app(
-        manager, cors_origins=config.cors_origins, stdin_max_body=config.stdin_max_body
-    )
+    app = create_app(manager, stdin_max_body=config.stdin_max_body)
+    apply_security(app, config)
+    app.config[PING_INTERVAL_CONFIG] = config.connections.websocket_ping_interval
+    app.config[IDLE_TIMEOUT_CONFIG] = config.connections.websocket_idle_timeout
+    return app
+
+
+def apply_security(app: Flask, config: DaemonConfig) -> int:
+    """Give ``app`` the config's credentials, origins and host names (at start and on reload).
+
+    A token that is gone or changed stops working at once and its open feeds and
+    websockets are closed; returns how many were closed.
+    """
+    from .api import replace_credentials
+    from .auth import Credentials
+
+    settings = app.extensions["gaffer"].settings
+    settings.cors_origins = config.cors_origins
+    settings.server_names = list(config.server_names)
+    settings.allow_unauthenticated = config.allow_unauthenticated
+    return replace_credentials(app, Credentials(config.tokens, config.clients))
 
 
 def apply_templates(
@@ -123,6 +142,6 @@ def start_webhooks(manager: Manager, config: DaemonConfig) -> WebhookDispatcher 
         return None
     from .webhooks import WebhookDispatcher
 
-    dispatcher = WebhookDispatcher(manager.bus, config.webhooks)
+    dispatcher = WebhookDispatcher(manager.bus, config.webhooks, secrets=config.webhook_secrets)
     dispatcher.start()
     return dispatcher

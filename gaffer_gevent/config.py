@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from .auth import ClientSpec, Role, TokenSpec, parse_hash, parse_scope
 from .errors import ConfigError, InvalidProcessInfo
+from .signing import Secret, parse_hook
 from .template import ProcessTemplate
 
 T = TypeVar("T")
@@ -77,7 +78,12 @@ def parse_address(uri: str) -> Address:
         not (port.isascii() and port.isdigit()) or int(port) > 65535
     ):
         raise ValueError(f"{port!r} is not a valid port number")
-    return Address(kind, host.lower() or "0.0.0.0", int(port) if port else DEFAULT_PORT, "")
+    if not host:  # gaffer 0.4 read ":8000" as every interface; say which one is meant
+        raise ValueError(
+            f"{uri!r} has no host: write 127.0.0.1:{port or DEFAULT_PORT} (this machine only) "
+            f"or 0.0.0.0:{port or DEFAULT_PORT} (every interface)"
+        )
+    return Address(kind, host.lower(), int(port) if port else DEFAULT_PORT, "")
 
 
 @dataclass
@@ -91,6 +97,17 @@ class EndpointConfig:
     backlog: int = DEFAULT_BACKLOG
     ca_certs: str | None = None  # CA bundle that client certificates must chain to
     client_cert: str = "none"  # "none", "optional" or "required"
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """How long and how many: the ``[gaffer]`` keys bounding what a client can hold open."""
+
+    header_timeout: float = 10.0  # from connect (TLS included) to the end of a request's headers
+    keepalive_timeout: float = 60.0  # idle between two requests on one connection
+    max_connections: int = 10_000  # open HTTP connections, all endpoints together
+    websocket_ping_interval: float = 20.0
+    websocket_idle_timeout: float = 60.0  # nothing from the client, not even a pong
 
 
 @dataclass
@@ -117,11 +134,14 @@ class DaemonConfig:
     server_names: list[str] = field(default_factory=list)
     allow_unauthenticated: bool = False
     socket_mode: int = DEFAULT_SOCKET_MODE
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     stream_buffer_size: int = DEFAULT_BUFFER
     stdin_max_body: int = DEFAULT_BUFFER
     stdin_queue_size: int = DEFAULT_BUFFER
     log_dir: str | None = None
     plugins_dir: str | None = None
+    #: URL -> the secret that signs every POST to it (``[webhooks]`` lines with a secret).
+    webhook_secrets: dict[str, Secret] = field(default_factory=dict)
 
 
 # -- value converters: each raises ValueError with a message for the user ----
@@ -198,6 +218,13 @@ def _flapping(value: str) -> dict[str, Any]:
     return flapping
 
 
+#: ``[gaffer]`` key -> (converter, smallest, largest) of each ``ConnectionLimits`` field.
+CONNECTION_KEYS: dict[str, tuple[Callable[[str], Any], float, float]] = {
+    "header_timeout": (_float, 0.001, 3600), "keepalive_timeout": (_float, 0.001, 86400),
+    "max_connections": (_int, 1, 1_000_000), "websocket_ping_interval": (_float, 0.001, 3600),
+    "websocket_idle_timeout": (_float, 0.001, 86400),
+}  # fmt: skip
+
 PROCESS_KEYS: dict[str, Callable[[str], Any]] = {
     "cmd": str, "args": str, "cwd": str, "uid": _user, "gid": _user,
     "detach": _bool, "shell": _bool, "os_env": _bool, "start": _bool,
@@ -210,7 +237,7 @@ GAFFER_KEYS = frozenset(
     {
         "http_endpoints", "plugins_dir", "include", "include_dir", "cors_origins",
         "stream_buffer_size", "stdin_max_body", "stdin_queue_size", "log_dir",
-        "server_names", "allow_unauthenticated", "socket_mode",
+        "server_names", "allow_unauthenticated", "socket_mode", *CONNECTION_KEYS,
     }
 )  # fmt: skip
 ENDPOINT_KEYS = frozenset({"bind", "certfile", "keyfile", "backlog", "ca_certs", "client_cert"})
@@ -403,6 +430,25 @@ def _credentials(src: _Source) -> tuple[list[TokenSpec], list[ClientSpec]]:
     return tokens, clients
 
 
+def _connection_limits(src: _Source, gaffer: dict[str, str]) -> ConnectionLimits:
+    """The ``[gaffer]`` connection keys, each within its range."""
+    values: dict[str, Any] = {}
+    for key, (conv, low, high) in CONNECTION_KEYS.items():
+        value = src.convert("gaffer", gaffer, key, conv, None)
+        if value is not None:
+            if not low <= value <= high:
+                raise src.error(f"must be between {low:g} and {high:g}", "gaffer", key)
+            values[key] = value
+    limits = ConnectionLimits(**values)
+    if limits.websocket_idle_timeout <= limits.websocket_ping_interval:
+        raise src.error(
+            "must be longer than websocket_ping_interval, or no pong could ever arrive in time",
+            "gaffer",
+            "websocket_idle_timeout",
+        )
+    return limits
+
+
 def _process(src: _Source, section: str) -> ProcessConfig | None:
     """The POST body for one [process:NAME], or None when it has no cmd (spec)."""
     name = section.partition(":")[2]
@@ -438,6 +484,32 @@ def _validate(src: _Source, process: ProcessConfig) -> None:
         raise src.error(f"invalid: {exc}", process.section) from None
 
 
+def _webhooks(src: _Source) -> tuple[list[tuple[str, str]], dict[str, Secret]]:
+    """``[webhooks]``: ``event = URL [secret_file=PATH | secret_env=NAME | secret=VALUE]``.
+
+    Returns the (event, URL) pairs in file order and each signed URL's secret.
+    One URL has one secret (or none) on every line naming it: it is one receiver.
+    """
+    hooks: list[tuple[str, str]] = []
+    secrets: dict[str, Secret] = {}
+    first: dict[str, tuple[str, Secret | None]] = {}
+    for event, value in src.sections.get("webhooks", {}).items():
+        origin = src.origins.get(("webhooks", event), src.path)
+        base_dir = os.path.dirname(os.path.abspath(origin))
+        try:
+            url, secret = parse_hook(value, base_dir=base_dir, environ=os.environ)
+        except ValueError as exc:
+            raise src.error(str(exc), "webhooks", event) from None
+        other, other_secret = first.setdefault(url, (event, secret))
+        if other_secret != secret:
+            message = f"the same URL as {other!r} needs the same secret (or none on both)"
+            raise src.error(message, "webhooks", event)
+        hooks.append((event, url))
+        if secret is not None:
+            secrets[url] = secret
+    return hooks, secrets
+
+
 def _build(src: _Source, path: str | None) -> DaemonConfig:
     """Turn merged sections into a DaemonConfig, validating everything."""
     _check_sections(src)
@@ -451,10 +523,7 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
     _apply_env(src, processes)
     for process in processes.values():
         _validate(src, process)
-    webhooks = list(src.sections.get("webhooks", {}).items())
-    for event, url in webhooks:
-        if not url.strip():
-            raise src.error("needs a URL", "webhooks", event)
+    webhooks, webhook_secrets = _webhooks(src)
     cors = _list(gaffer.get("cors_origins", ""))
     tokens, clients = _credentials(src)
 
@@ -466,13 +535,15 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         endpoints=_endpoints(src, _list(gaffer.get("http_endpoints", ""))),
         # stable sort: equal priorities keep file order; no priority goes last
         processes=sorted(processes.values(), key=lambda p: (p.priority is None, p.priority or 0)),
-        webhooks=[(event, url.strip()) for event, url in webhooks],
+        webhooks=webhooks,
+        webhook_secrets=webhook_secrets,
         cors_origins=None if not cors else ["*"] if "*" in cors else cors,
         tokens=tokens,
         clients=clients,
         server_names=[name.lower() for name in _list(gaffer.get("server_names", ""))],
         allow_unauthenticated=src.convert("gaffer", gaffer, "allow_unauthenticated", _bool, False),
         socket_mode=src.convert("gaffer", gaffer, "socket_mode", _mode, DEFAULT_SOCKET_MODE),
+        connections=_connection_limits(src, gaffer),
         stream_buffer_size=size("stream_buffer_size"),
         stdin_max_body=size("stdin_max_body"),
         stdin_queue_size=size("stdin_queue_size"),

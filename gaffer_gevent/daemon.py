@@ -4,23 +4,36 @@ Signal handlers only hand the signal to the main greenlet (stop or reload);
 the main greenlet does the work. SIGTERM/SIGINT/SIGQUIT stop every child
 gracefully and exit 0; SIGHUP reloads the config file: new templates are
 added, removed ones deleted, changed ones updated, unchanged ones untouched.
+
+Anyone who can reach gafferd's API can run any command as gafferd's user, so
+gafferd refuses to listen beyond loopback unless callers must authenticate
+(a ``[token:NAME]``, a ``[client:SUBJECT]``, or ``client_cert = required`` on
+that endpoint), or it is told ``--allow-unauthenticated``. ``gafferd token``
+mints a token without loading gevent or Flask.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import os
+import re
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from .bootstrap import Extras
-    from .config import DaemonConfig
+    from .config import Address, DaemonConfig, EndpointConfig
     from .manager import Manager
 
 EXIT_CONFIG = 2
 SHUTDOWN_TIMEOUT = 30.0
+DEFAULT_BIND = "127.0.0.1:5000"
+#: A token's name: it becomes a section header and shows in audit events and logs.
+TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}")
+#: A scope glob: template-name characters and glob syntax, nothing that ends an ini value.
+SCOPE_GLOB = re.compile(r"[A-Za-z0-9_.:@*?!\[\]-]{1,200}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,10 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", nargs="?", help="ini config file")
     parser.add_argument("-c", "--config", dest="config_opt", metavar="CONFIG", help="ini file")
     parser.add_argument("-p", "--plugins-dir", help="plugins directory (accepted, unused)")
-    parser.add_argument("--bind", default="127.0.0.1:5000", help="default endpoint address")
-    parser.add_argument("--certfile", help="TLS certificate for the default endpoint")
-    parser.add_argument("--keyfile", help="TLS key for the default endpoint")
+    parser.add_argument(
+        "--bind", metavar="ADDR[,ADDR...]",
+        help=f"listen here instead of the config's endpoints (default without any: {DEFAULT_BIND})",
+    )  # fmt: skip
+    parser.add_argument("--certfile", help="TLS certificate for --bind's endpoint")
+    parser.add_argument("--keyfile", help="TLS key for --bind's endpoint")
+    parser.add_argument("--ca-certs", help="CA bundle that client certificates must chain to")
+    parser.add_argument(
+        "--client-cert", choices=("none", "optional", "required"), default="none",
+        help="ask TLS clients for a certificate signed by --ca-certs (default: none)",
+    )  # fmt: skip
     parser.add_argument("--backlog", type=int, default=128, help="listen backlog")
+    parser.add_argument(
+        "--allow-unauthenticated", action="store_true",
+        help="listen beyond loopback even with no token or client certificate configured",
+    )  # fmt: skip
     parser.add_argument("--daemon", action="store_true", help="run in the background")
     parser.add_argument("--pidfile", help="write the daemon's pid here")
     parser.add_argument(
@@ -55,7 +80,55 @@ def daemonize() -> None:
         os.dup2(devnull, fd)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument error is one line (``gafferd token: ...``) and exit 2, like a bad value."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see --help)\n")
+
+
+def token_main(argv: list[str]) -> int:
+    """``gafferd token NAME --role ROLE [--scope GLOB]...``: a new token and its section."""
+    from .auth import Role, hash_token, mint_token
+
+    parser = _OneLineParser(
+        prog="gafferd token",
+        description="Print a new random token, then the [token:NAME] section that accepts it.",
+    )
+    parser.add_argument("name", help="the token's name (letters, digits, _ . : @ -)")
+    parser.add_argument("--role", required=True, help="read, stdin, operate or admin")
+    parser.add_argument(
+        "--scope", action="append", default=[], metavar="GLOB",
+        help="template names the token may see and act on (repeatable; default: all)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if not TOKEN_NAME.fullmatch(args.name):
+        return _usage_error(f"{args.name!r} is not a token name ({TOKEN_NAME.pattern})")
+    try:
+        role = Role.parse(args.role)
+    except ValueError as exc:
+        return _usage_error(str(exc))
+    globs = [glob.strip() for value in args.scope for glob in value.split(",") if glob.strip()]
+    for glob in globs:
+        if not SCOPE_GLOB.fullmatch(glob):
+            return _usage_error(f"{glob!r} is not a scope glob ({SCOPE_GLOB.pattern})")
+    token = mint_token()
+    lines = [token, f"[token:{args.name}]", f"role = {role.label}", f"hash = {hash_token(token)}"]
+    if globs:
+        lines.append(f"scope = {', '.join(globs)}")
+    print("\n".join(lines))
+    return 0
+
+
+def _usage_error(message: str) -> int:
+    print(f"gafferd token: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["token"]:  # a config file named "token" is still `gafferd ./token`
+        return token_main(argv[1:])
     args = build_parser().parse_args(argv)
     config_path = args.config or args.config_opt
     if args.daemon:
@@ -73,7 +146,9 @@ class Daemon:
         self.args = args
         self.config_path = config_path
         self.servers: list[Any] = []
+        self.endpoints: list[EndpointConfig] = []
         self.extras: Extras | None = None
+        self.app: Any = None
         self.applied: dict[str, dict[str, Any]] = {}
 
     def log(self, message: str) -> None:
@@ -82,7 +157,9 @@ class Daemon:
     def load(self) -> DaemonConfig:
         from .bootstrap import load
 
-        return load(self.config_path)
+        config = load(self.config_path)
+        config.allow_unauthenticated = self._allow_unauthenticated(config)
+        return config
 
     def run(self) -> int:
         import signal
@@ -90,14 +167,25 @@ class Daemon:
         import gevent
         from gevent.event import Event
 
-        from .errors import ConfigError
+        from .errors import BindError, ConfigError
 
         try:
             config = self.load()
-            endpoints = config.endpoints or [self._default_endpoint()]
-        except ConfigError as exc:
+            endpoints = self._endpoints(config)
+            exposed = self._exposed(config, endpoints)
+        except (ConfigError, BindError) as exc:
             print(f"gafferd: {exc}", file=sys.stderr)
             return EXIT_CONFIG
+        if exposed and not self._allow_unauthenticated(config):
+            print(f"gafferd: {refusal(exposed)}", file=sys.stderr)
+            return EXIT_CONFIG
+        if exposed:
+            self.log(
+                f"WARNING: listening on {', '.join(map(str, exposed))} without authentication "
+                f"(allow_unauthenticated): anyone who can reach it can run any command as "
+                f"{_user_name()}"
+            )
+        self.endpoints = endpoints
         if self.args.pidfile and not self._write_pidfile(self.args.pidfile):
             return 1
         self.stop_requested, self.reload_requested = Event(), Event()
@@ -123,16 +211,52 @@ class Daemon:
             self._shutdown(manager)
         return 0
 
-    def _default_endpoint(self) -> Any:
+    def _endpoints(self, config: DaemonConfig) -> list[EndpointConfig]:
+        """``--bind``'s endpoint when given, else the config's, else 127.0.0.1:5000."""
+        from .errors import ConfigError
+
+        args = self.args
+        if args.bind is None and config.endpoints:
+            for flag in ("certfile", "keyfile", "ca_certs"):
+                if getattr(args, flag):
+                    option = "--" + flag.replace("_", "-")
+                    raise ConfigError("applies to --bind's endpoint: add --bind", path=option)
+            return config.endpoints
+        return [self._command_line_endpoint()]
+
+    def _command_line_endpoint(self) -> EndpointConfig:
         from .config import EndpointConfig, parse_address
         from .errors import ConfigError
 
+        args = self.args
         try:
-            addresses = [parse_address(a) for a in self.args.bind.split(",") if a.strip()]
+            binds = (args.bind or DEFAULT_BIND).split(",")
+            addresses = [parse_address(a) for a in binds if a.strip()]
         except ValueError as exc:
             raise ConfigError(str(exc), path="--bind") from exc
-        return EndpointConfig("default", addresses, self.args.certfile, self.args.keyfile,
-                              self.args.backlog)  # fmt: skip
+        if not addresses:
+            raise ConfigError("needs an address", path="--bind")
+        if args.keyfile and not args.certfile:
+            raise ConfigError("needs --certfile", path="--keyfile")
+        if (args.ca_certs or args.client_cert != "none") and not args.certfile:
+            raise ConfigError("client certificates need TLS: add --certfile", path="--ca-certs")
+        if args.client_cert != "none" and not args.ca_certs:
+            raise ConfigError("needs --ca-certs to verify them", path="--client-cert")
+        return EndpointConfig("command line", addresses, args.certfile, args.keyfile,
+                              args.backlog, args.ca_certs, args.client_cert)  # fmt: skip
+
+    @staticmethod
+    def _exposed(config: DaemonConfig, endpoints: list[EndpointConfig]) -> list[Address]:
+        """The addresses beyond loopback where a caller would not have to authenticate."""
+        from .server import is_loopback
+
+        if config.tokens or config.clients:
+            return []
+        return [address for endpoint in endpoints if endpoint.client_cert != "required"
+                for address in endpoint.addresses if not is_loopback(address)]  # fmt: skip
+
+    def _allow_unauthenticated(self, config: DaemonConfig) -> bool:
+        return bool(self.args.allow_unauthenticated or config.allow_unauthenticated)
 
     def _start(self, config: DaemonConfig, endpoints: list[Any]) -> Manager:
         from . import bootstrap
@@ -143,28 +267,54 @@ class Daemon:
         if self.args.verbose >= 1:
             manager.bus.subscribe(".", self._echo_event)
         app = bootstrap.build_app(manager, config)
+        self.app = app
+        self._warn_about(config)
         self.extras = bootstrap.start_extras(app, manager, config)
-        for server, url in make_servers(app, endpoints):
+        servers = make_servers(app, endpoints, limits=config.connections,
+                               socket_mode=config.socket_mode, log=self.log)  # fmt: skip
+        for server, url in servers:
             server.start()
             self.servers.append(server)
             self.log(f"listening on {url}")
+        app.extensions["gaffer"].settings.bound_hosts = [
+            address.host for endpoint in endpoints for address in endpoint.addresses
+        ]
         self.applied = bootstrap.apply_templates(manager, config, log=self.log)
         return manager
 
     def _reload(self, manager: Manager) -> None:
         from . import bootstrap
-        from .errors import ConfigError
+        from .errors import BindError, ConfigError
 
         try:
             config = self.load()
         except ConfigError as exc:
             self.log(f"reload refused, keeping the running config: {exc}")
             return
+        try:  # removing the last token must not leave a network address open to anyone
+            exposed = self._exposed(config, self.endpoints)
+        except BindError as exc:
+            self.log(f"reload refused, keeping the running config: {exc}")
+            return
+        if exposed and not self._allow_unauthenticated(config):
+            self.log(f"reload refused, keeping the running config: {refusal(exposed)}")
+            return
         self.log("reloading the config")
+        closed = bootstrap.apply_security(self.app, config)
+        self._warn_about(config)
+        if closed:
+            self.log(f"closed {closed} feeds and websockets of removed or changed tokens")
         try:
             self.applied = bootstrap.apply_templates(manager, config, self.applied, log=self.log)
         except ConfigError as exc:
             self.log(f"reload stopped part way: {exc}")
+
+    def _warn_about(self, config: DaemonConfig) -> None:
+        if config.cors_origins == ["*"]:
+            self.log(
+                "warning: cors_origins = * lets a page on any web site read this API from"
+                " its visitors' browsers" + ("" if config.tokens else " (no token is configured)")
+            )
 
     def _shutdown(self, manager: Manager) -> None:
         self.log("stopping every process")
@@ -173,6 +323,7 @@ class Daemon:
             self.extras.close()
         for server in self.servers:
             server.stop(timeout=1)
+            server.connections.close()
         self._cleanup_pidfile()
         self.log("stopped")
 
@@ -206,6 +357,22 @@ class Daemon:
         for line in text.splitlines():
             sys.stdout.write(f"{name}[{pid}] {label} | {line}\n")
         sys.stdout.flush()
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no passwd entry (a container with an arbitrary uid)
+        return f"uid {os.getuid()}"
+
+
+def refusal(exposed: list[Address]) -> str:
+    """The one line gafferd exits with when it would serve a network without authentication."""
+    return (
+        f"refusing to listen on {', '.join(map(str, exposed))} without authentication: "
+        "add a [token:NAME] section (gafferd token NAME --role admin prints one), "
+        "require client certificates (client_cert = required), or pass --allow-unauthenticated"
+    )
 
 
 if __name__ == "__main__":

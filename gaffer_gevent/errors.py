@@ -13,10 +13,14 @@ class GafferError(Exception):
     status: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message or self.code)
         self.message = message or self.code
         self.field = field
+        #: Response headers the error needs (``WWW-Authenticate``, ``Retry-After``).
+        self.headers = headers or {}
 
     def to_json(self) -> dict[str, str]:
         body = {"error": self.code}
@@ -65,6 +69,36 @@ class Forbidden(GafferError):
     status, code = 403, "forbidden_write"
 
 
+class Unauthorized(GafferError):
+    """No credential, or one gafferd does not know."""
+
+    status, code = 401, "unauthorized"
+
+
+class NotAllowed(GafferError):
+    """A known credential whose role or scope does not cover the request."""
+
+    status, code = 403, "forbidden"
+
+
+class ForbiddenOrigin(GafferError):
+    """A browser request from a web page on another origin that is not listed in cors_origins."""
+
+    status, code = 403, "forbidden_origin"
+
+
+class MisdirectedRequest(GafferError):
+    """A Host header that names none of gafferd's addresses: DNS rebinding, or a wrong name."""
+
+    status, code = 421, "misdirected_request"
+
+
+class TooManyFailures(GafferError):
+    """Too many failed authentications from one address: it waits for ``Retry-After``."""
+
+    status, code = 429, "too_many_failures"
+
+
 class MethodNotAllowed(GafferError):
     status, code = 405, "method_not_allowed"
 
@@ -101,3 +135,7 @@ class ConfigError(GafferError):
         if self.key:
             where += f" {self.key}"
         return f"{where}: {self.message}"
+
+
+class BindError(OSError):
+    """gafferd cannot listen on an address; the message names it. Not an HTTP error."""

@@ -20,6 +20,8 @@ from gevent.event import Event
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
+#: Decides whether a feed may see an event (a scoped token sees only its templates' events).
+EventFilter = Callable[[str, dict[str, Any]], bool]
 
 #: Manager-level event names (spec 6.1); ``proc.<name>.<event>`` twins exist for some.
 MANAGER_EVENTS = (
@@ -45,8 +47,11 @@ def matches(pattern: str, event: str) -> bool:
 class EventQueue:
     """A bounded queue of events for one feed; overflowing drops the oldest and counts it."""
 
-    def __init__(self, bus: EventBus, pattern: str, maxsize: int = 1024) -> None:
+    def __init__(
+        self, bus: EventBus, pattern: str, maxsize: int = 1024, accept: EventFilter | None = None
+    ) -> None:
         self.bus = bus
+        self.accept = accept
         self.pattern = normalize_pattern(pattern)
         self.maxsize = maxsize
         self.dropped = 0
@@ -55,6 +60,8 @@ class EventQueue:
         self._ready = Event()
 
     def __call__(self, event: str, payload: dict[str, Any]) -> None:
+        if self.accept is not None and not self.accept(event, payload):
+            return
         if len(self._items) >= self.maxsize:
             self._items.popleft()
             self.dropped += 1
@@ -96,9 +103,11 @@ class EventBus:
         if not listeners:
             self._listeners.pop(pattern, None)
 
-    def queue(self, pattern: str, maxsize: int = 1024) -> EventQueue:
+    def queue(
+        self, pattern: str, maxsize: int = 1024, accept: EventFilter | None = None
+    ) -> EventQueue:
         """Subscribe a bounded queue (for HTTP feeds); close it to unsubscribe."""
-        q = EventQueue(self, pattern, maxsize)
+        q = EventQueue(self, pattern, maxsize, accept)
         self.subscribe(q.pattern, q)
         return q
 

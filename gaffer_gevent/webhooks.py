@@ -7,6 +7,13 @@ own deliveries, never another receiver's. A full queue drops its oldest event
 (counted and logged); a delivery that keeps failing is retried a few times
 with exponential backoff and then dropped with a log line.
 
+A URL given a secret gets signed POSTs (see ``signing``): the body gains
+``webhook_timestamp`` (unix seconds of this attempt) and ``webhook_id`` (one id
+per event and URL, kept across retries), and the ``X-Gaffer-Signature`` and
+``X-Gaffer-Timestamp`` headers are added. Each retry is stamped and signed
+again, so a late retry is not refused as stale. Unsigned URLs get exactly the
+event payload, as before. Secrets are only ever held in ``Secret`` objects.
+
 Sends use httpx's sync client, which is cooperative because the daemon (and
 the test suite) monkey-patches gevent before anything else runs.
 """
@@ -15,8 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import gevent
@@ -25,6 +34,7 @@ from gevent.event import Event
 from gevent.pool import Group
 
 from .events import EventBus
+from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Secret
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +94,8 @@ class WebhookDispatcher:
     ``2 * backoff``, ... seconds. ``delivered``, ``failed`` (given up after
     retries) and ``dropped`` (queue overflow, or left unsent at stop) count
     what happened to each (event, URL) delivery; ``dropped`` includes a send
-    cut short by ``stop``.
+    cut short by ``stop``. ``secrets`` maps a URL to the secret signing every
+    POST to it; ``clock`` (unix seconds) stamps signed deliveries.
     """
 
     def __init__(
@@ -96,17 +107,21 @@ class WebhookDispatcher:
         timeout: float = 5.0,
         retries: int = 3,
         backoff: float = 0.5,
+        secrets: Mapping[str, Secret] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.bus = bus
         self.queue_size = max(1, queue_size)
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
+        self.clock = clock
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
         self.stopping = False
         self._hooks: dict[str, list[str]] = {}
+        self._secrets: dict[str, Secret] = dict(secrets or {})
         self._receivers: dict[str, _Receiver] = {}
         self._senders = Group()
         self._http: httpx.Client | None = None
@@ -116,11 +131,23 @@ class WebhookDispatcher:
 
     # -- hooks ---------------------------------------------------------------
 
-    def register(self, event: str, url: str) -> None:
-        """Hook ``url`` to the exact event name ``event`` (``.`` for every event)."""
+    def __repr__(self) -> str:  # counts only: never a secret
+        hooks = sum(len(urls) for urls in self._hooks.values())
+        return (
+            f"<WebhookDispatcher hooks={hooks} signed_urls={len(self._secrets)} "
+            f"delivered={self.delivered} failed={self.failed} dropped={self.dropped}>"
+        )
+
+    def register(self, event: str, url: str, secret: Secret | None = None) -> None:
+        """Hook ``url`` to the exact event name ``event`` (``.`` for every event).
+
+        A ``secret`` signs every later POST to ``url``, whatever event it carries.
+        """
         urls = self._hooks.setdefault(event, [])
         if url not in urls:
             urls.append(url)
+        if secret is not None:
+            self._secrets[url] = secret
 
     def unregister(self, event: str, url: str) -> None:
         urls = self._hooks.get(event, [])
@@ -128,6 +155,8 @@ class WebhookDispatcher:
             urls.remove(url)
         if not urls:
             self._hooks.pop(event, None)
+        if not any(url in hooked for hooked in self._hooks.values()):
+            self._secrets.pop(url, None)  # held no longer than needed
 
     def urls_for(self, event: str) -> list[str]:
         """The URLs hooked to this exact event name or to ``.``, each once, in order."""
@@ -188,12 +217,16 @@ class WebhookDispatcher:
         """
         if self._http is None:
             return False
+        secret = self._secrets.get(url)
+        delivery_id = uuid.uuid4().hex if secret is not None else ""
         body = json.dumps(payload, default=str).encode()
         headers = {"Content-Type": "application/json"}
         reason = ""
         attempts = 0
         for attempt in range(self.retries + 1):
             attempts += 1
+            if secret is not None:
+                body, headers = self.signed(payload, secret, delivery_id)
             try:
                 response = self._http.post(url, content=body, headers=headers)
             except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
@@ -216,3 +249,17 @@ class WebhookDispatcher:
             reason,
         )
         return False
+
+    def signed(
+        self, payload: dict[str, Any], secret: Secret, delivery_id: str
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of one signed attempt, stamped with ``clock`` now."""
+        timestamp = int(self.clock())
+        stamped = {**payload, "webhook_timestamp": timestamp, "webhook_id": delivery_id}
+        body = json.dumps(stamped, default=str).encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: secret.sign(body),
+            TIMESTAMP_HEADER: str(timestamp),
+        }
+        return body, headers

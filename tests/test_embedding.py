@@ -12,6 +12,7 @@ import http.client
 import json
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import websocket
 from flask import Flask
 from gevent.pywsgi import WSGIServer
 
-from gaffer_gevent.api import Gaffer
+from gaffer_gevent.api import Gaffer, GafferSettings
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import GafferHandler
 from gaffer_gevent.template import ProcessTemplate
@@ -148,7 +149,12 @@ def host(manager: Manager) -> Iterator[Host]:
     def boom() -> str:
         raise RuntimeError("the host's own bug")
 
-    Gaffer(manager, url_prefix="/gaffer").init_app(app)
+    @app.errorhandler(404)
+    def host_not_found(exc: Exception) -> tuple[str, int]:
+        return "host 404", 404
+
+    settings = GafferSettings(cors_origins=[ORIGIN])
+    Gaffer(manager, url_prefix="/gaffer", settings=settings).init_app(app)
     server = WSGIServer(("127.0.0.1", 0), app, handler_class=GafferHandler, log=None)
     server.start()
     try:
@@ -211,7 +217,7 @@ def test_cors_under_the_prefix(host: Host) -> None:
     reply = request(host.port, "GET", "/gaffer/processes", headers={"Origin": ORIGIN})
     assert reply.status == 200
     assert reply.headers["Access-Control-Allow-Origin"] == ORIGIN
-    assert reply.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Access-Control-Allow-Credentials" not in reply.headers
     preflight = request(host.port, "OPTIONS", "/gaffer/processes", headers={
         "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "Content-Type",
@@ -267,3 +273,47 @@ def test_host_errors_are_not_rendered_as_gaffer_json(host: Host) -> None:
     crashed = request(host.port, "GET", "/boom")
     assert crashed.status == 500
     assert not crashed.headers["Content-Type"].startswith("application/json")
+
+
+def test_the_hosts_404_handler_never_answers_under_the_prefix(host: Host) -> None:
+    """The host registers its own 404 page; the API's unknown routes stay JSON."""
+    assert request(host.port, "GET", "/no/such/page").body == b"host 404"
+    reply = request(host.port, "GET", "/gaffer/no/such/route")
+    assert (reply.status, reply.json()) == (404, {"error": "not_found"})
+
+
+def test_the_hosts_exceptions_propagate_in_its_tests(manager: Manager) -> None:
+    """No app-wide error handler: a host's own bug reaches its test client, as Flask intends."""
+    app = Flask("host")
+    app.testing = True
+
+    @app.route("/boom")
+    def boom() -> str:
+        raise RuntimeError("the host's own bug")
+
+    Gaffer(manager, url_prefix="/gaffer").init_app(app)
+    with pytest.raises(RuntimeError, match="host's own bug"):
+        app.test_client().get("/boom")
+    assert app.test_client().get("/gaffer/processes").json == []
+
+
+def test_init_app_refuses_an_unpatched_process(tmp_path: Path) -> None:
+    """Under a threaded server the children could not be watched: refuse before spawning."""
+    marker = tmp_path / "spawned"
+    script = (
+        "from flask import Flask\n"
+        "from gaffer_gevent import Gaffer, Manager\n"
+        "from gaffer_gevent.template import ProcessTemplate\n"
+        "manager = Manager()\n"
+        "try:\n"
+        "    Gaffer(manager).init_app(Flask('host'))\n"
+        "except RuntimeError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        f"    manager.add_template(ProcessTemplate.from_json({{'name': 't', 'cmd': 'touch', "
+        f"'args': [{str(marker)!r}]}}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert "gevent.monkey.patch_all()" in done.stdout, done.stderr
+    assert not marker.exists()

@@ -3,7 +3,8 @@
 Every blueprint only parses the request, calls the manager and shapes the
 reply. Errors of the ``GafferError`` tree render as ``{"error": code}``;
 anything unexpected is logged and answered with a JSON 500, never a
-traceback page. CORS follows gaffer's contract (spec 2.3) through flask-cors.
+traceback page. ``guard`` checks every request (Host, Origin, credentials,
+role, scope) before a view runs and adds the CORS headers.
 """
 
 from __future__ import annotations
@@ -12,25 +13,19 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
-from flask_cors import CORS
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from .. import __version__
+from ..auth import Credentials, Security
 from ..errors import GafferError
 from ..manager import Manager
-from . import groups, logs, processes, stats, streams, watch, websocket
+from . import auth, groups, guard, logs, processes, stats, streams, watch, websocket
 from .extension import GafferSettings, GafferState, gaffer, manager
 from .params import json_response
 
-__all__ = ["Gaffer", "GafferSettings", "create_app", "gaffer", "manager"]
+__all__ = ["Gaffer", "GafferSettings", "create_app", "gaffer", "manager", "replace_credentials"]
 
 log = logging.getLogger(__name__)
-
-CORS_METHODS = ["POST", "GET", "PUT", "DELETE", "OPTIONS"]
-CORS_HEADERS = [
-    "X-Requested-With", "X-HTTP-Method-Override", "Content-Type", "Accept", "Authorization",
-]  # fmt: skip
-CORS_MAX_AGE = 86400
 
 root = Blueprint("root", __name__)
 
@@ -53,7 +48,8 @@ def openapi() -> Response:
 
 
 BLUEPRINTS = (
-    root, processes.bp, groups.bp, streams.bp, websocket.bp, watch.bp, stats.bp, logs.bp,
+    root, auth.bp, processes.bp, groups.bp, streams.bp, websocket.bp, watch.bp, stats.bp,
+    logs.bp,
 )  # fmt: skip
 
 
@@ -80,79 +76,66 @@ class Gaffer:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
+        require_gevent()
         prefix = self.settings.url_prefix.rstrip("/")
-        app.extensions["gaffer"] = GafferState(self.manager, self.settings)
+        security = Security(self.settings.credentials)
+        app.extensions["gaffer"] = GafferState(self.manager, self.settings, security=security)
         for bp in BLUEPRINTS:
             app.register_blueprint(bp, url_prefix=prefix or None)
-        origins: Any = self.settings.cors_origins or "*"
-        # Flask runs after_request functions in reverse order of registration:
-        # registered before flask-cors, _cors_compat runs after it and sees its headers.
-        app.after_request(_cors_compat)
-        CORS(
-            app,
-            resources={f"{prefix}/*": {"origins": origins}},
-            methods=CORS_METHODS,
-            allow_headers=CORS_HEADERS,
-            max_age=CORS_MAX_AGE,
-            supports_credentials=True,
-            always_send=True,
-            vary_header=True,
+        # App-wide hooks, since unknown routes under the prefix are ours too (deny by
+        # default, JSON 404); each asks ``_ours()`` first and leaves the host's requests be.
+        app.before_request(_guard)
+        app.after_request(_finish)
+
+
+def require_gevent() -> None:
+    """Refuse to mount the API where gevent cannot watch the children.
+
+    gevent's child watcher reaps them and only runs on its default loop in a
+    patched process; under a threaded or sync server a spawned child would run
+    untracked. Better a clear error at start than a 500 and an orphan later.
+    """
+    from gevent import monkey
+
+    missing = [name for name in ("os", "socket", "signal") if not monkey.is_module_patched(name)]
+    if missing:
+        raise RuntimeError(
+            "gaffer_gevent needs a gevent-patched process (not patched: "
+            f"{', '.join(missing)}): call gevent.monkey.patch_all() first thing in your entry "
+            "point and serve with gevent's WSGIServer or gunicorn's gevent worker"
         )
-        app.before_request(_preflight)
-        app.register_error_handler(GafferError, _gaffer_error)
-        app.register_error_handler(HTTPException, _http_error)
-        app.register_error_handler(Exception, _server_error)
 
 
 def _ours() -> bool:
-    """Is this request for the API? Embedded under a prefix, the host's routes are not.
-
-    The hooks and error handlers are registered on the whole app (unknown routes
-    under the prefix must answer gaffer's JSON 404 too), so each one asks this
-    first and leaves the host app's own requests alone.
-    """
+    """Is this request for the API? Embedded under a prefix, the host's routes are not."""
     prefix = gaffer().settings.url_prefix.rstrip("/")
     return not prefix or request.path == prefix or request.path.startswith(prefix + "/")
 
 
-def _preflight() -> Response | None:
-    """gaffer answers OPTIONS on every route with 204 and an empty body (Flask: 200)."""
-    if request.method == "OPTIONS" and _ours():
-        return Response(status=204)
-    return None
-
-
-def _cors_compat(response: Response) -> Response:
-    """Fill in what flask-cors leaves out of gaffer's contract (spec 2.3).
-
-    gaffer sends its CORS headers on every response, with ``*`` when there is
-    no Origin or it is ``null``; flask-cors only answers requests that carry
-    an allowed Origin, so we complete those cases here.
-    """
+def _guard() -> Response | None:
     if not _ours():
-        return response
-    origin = request.headers.get("Origin")
-    if origin is None or origin == "null":
-        if gaffer().settings.cors_origins is None:
-            response.headers["Access-Control-Allow-Origin"] = "*"
-            response.headers["Access-Control-Allow-Credentials"] = "true"
-            response.headers["Access-Control-Allow-Methods"] = ", ".join(CORS_METHODS)
-            response.headers["Access-Control-Allow-Headers"] = ", ".join(CORS_HEADERS)
-            response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE)
-    elif "Access-Control-Allow-Origin" in response.headers:
-        response.headers["Access-Control-Allow-Methods"] = ", ".join(CORS_METHODS)
-        response.headers["Access-Control-Allow-Headers"] = ", ".join(CORS_HEADERS)
-        response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE)
+        return None
+    try:
+        response = guard.check_request()
+    except GafferError as exc:
+        return _gaffer_error(exc)
+    routing = request.routing_exception
+    if response is None and isinstance(routing, HTTPException) and (routing.code or 0) >= 400:
+        return _http_error(routing)  # our JSON 404/405, before a host's handler can answer
     return response
 
 
+def _finish(response: Response) -> Response:
+    return guard.finish_response(response) if _ours() else response
+
+
 def _gaffer_error(exc: GafferError) -> Response:
-    return json_response(exc.to_json(), exc.status)
+    response = json_response(exc.to_json(), exc.status)
+    response.headers.update(exc.headers)
+    return response
 
 
-def _http_error(exc: HTTPException) -> Response | HTTPException:
-    if not _ours():
-        return exc  # the host app's own error page
+def _http_error(exc: HTTPException) -> Response:
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
         exc.code or 500, (exc.name or "error").lower().replace(" ", "_")
     )
@@ -162,16 +145,38 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
     return response
 
 
-def _server_error(exc: Exception) -> Response | HTTPException:
+def _server_error(exc: Exception) -> Response:
     log.exception("internal error on %s %s", request.method, request.path)
-    if not _ours():
-        return InternalServerError(original_exception=exc)
     return json_response({"error": "internal_error"}, 500)
+
+
+def _install_error_handlers(target: Flask | Blueprint) -> None:
+    """JSON errors for ``target``'s views: on gaffer's blueprints only when embedded, so the
+    host app's own errors (and its tests' propagated exceptions) stay its own."""
+    target.register_error_handler(GafferError, _gaffer_error)
+    target.register_error_handler(HTTPException, _http_error)
+    target.register_error_handler(Exception, _server_error)
+
+
+for _blueprint in BLUEPRINTS:
+    _install_error_handlers(_blueprint)
 
 
 def create_app(manager: Manager | None = None, **settings: Any) -> Flask:
     """A Flask app serving the whole API over ``manager`` (a new one if not given)."""
-    app = Flask("gaffer_gevent")
+    app = Flask("gaffer_gevent", static_folder=None)
     app.config["JSONIFY_PRETTYPRINT_REGULAR"] = False
     Gaffer(manager, app, settings=GafferSettings(**settings))
+    _install_error_handlers(app)  # the whole app is the API
     return app
+
+
+def replace_credentials(app: Flask, credentials: Credentials) -> int:
+    """Use ``credentials`` from now on (a reload); a removed or changed token stops working
+    at once, and its open feeds and websockets are closed. Returns how many were closed."""
+    state: GafferState = app.extensions["gaffer"]
+    state.settings.credentials = credentials
+    closed = state.security.replace(credentials)
+    if closed:
+        state.manager.bus.publish("auth.revoked", closed=closed)
+    return closed

@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator
 import gevent
 from flask import Response, request
 
+from ..environ import SOCKET_KEY
+from .guard import track_session
 from .params import STREAM_HEADERS
 
-ENVIRON_KEY = "gaffer.socket"
+ENVIRON_KEY = SOCKET_KEY
 
 
 class StreamBody:
@@ -53,7 +55,7 @@ def streamed(frames: Iterator[bytes], release: Callable[[], None], *, mimetype: 
     ``release`` must be idempotent: it runs from the disconnect watcher and again on close.
     """
     watcher = watch_disconnect(release)
-    cleanups = [release]
+    cleanups = [release, track_session(release)]
     if watcher is not None:
         cleanups.insert(0, lambda: watcher.kill(block=True, timeout=1))
     return Response(

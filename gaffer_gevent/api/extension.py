@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Response, current_app
 
+from ..auth import Credentials, Security
 from ..manager import Manager
 
 if TYPE_CHECKING:
@@ -22,9 +23,18 @@ DEFAULT_STDIN_MAX_BODY = 1024 * 1024
 class GafferSettings:
     """HTTP-side settings (the ``[gaffer]`` section feeds them)."""
 
-    cors_origins: list[str] | None = None  # None: any origin
+    #: Origins whose pages may call the API; ``["*"]``: any. None: any with auth on, none without.
+    cors_origins: list[str] | None = None
     stdin_max_body: int = DEFAULT_STDIN_MAX_BODY
     url_prefix: str = ""
+    #: Tokens and certificate subjects; none configured means auth is off (loopback only).
+    credentials: Credentials = field(default_factory=Credentials)
+    #: Host names (globs) that clients may use besides our addresses and ``localhost``.
+    server_names: list[str] = field(default_factory=list)
+    #: Addresses gafferd listens on, for the Host check (filled in by the daemon).
+    bound_hosts: list[str] = field(default_factory=list)
+    #: Serve clients that are not on loopback even though no credential is configured.
+    allow_unauthenticated: bool = False
 
 
 @dataclass
@@ -38,6 +48,7 @@ class GafferState:
     #: Extra ``GET /processes/<name>/<action>`` handlers, e.g. ``_logs`` for log history.
     template_reads: dict[str, TemplateAction] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    security: Security = field(default_factory=Security)
     _stats: StatsCollector | None = None
 
     @property

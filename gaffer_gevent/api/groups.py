@@ -6,6 +6,7 @@ from flask import Blueprint, Response, request
 
 from ..errors import ResourceNotFound
 from .extension import manager
+from .guard import current_principal, visible
 from .params import json_response, ok
 
 bp = Blueprint("groups", __name__)
@@ -13,7 +14,10 @@ bp = Blueprint("groups", __name__)
 
 @bp.route("/groups", methods=["GET"])
 def collection() -> Response:
-    return json_response(list(manager().groups))
+    groups = manager().groups
+    if not current_principal().scoped:
+        return json_response(list(groups))
+    return json_response([g for g, names in groups.items() if any(map(visible, names))])
 
 
 @bp.route("/groups/<group>", methods=["GET", "DELETE"])
@@ -21,7 +25,7 @@ def item(group: str) -> Response:
     if request.method == "DELETE":
         manager().remove_group(group)
         return ok()
-    return json_response(manager().group(group))
+    return json_response([name for name in manager().group(group) if visible(name)])
 
 
 @bp.route("/groups/<group>/<action>", methods=["POST"])

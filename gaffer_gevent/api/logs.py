@@ -22,6 +22,7 @@ from ..errors import BadValue
 from ..logfile import READ_BLOCK, History
 from ..logfiles import LogFiles
 from .extension import GafferState, gaffer, manager
+from .guard import visible
 from .params import json_response, ok, optional_int
 
 bp = Blueprint("logs", __name__)
@@ -75,6 +76,8 @@ def subscriptions() -> Response:
     subs: list[dict[str, Any]] = []
     streams: list[dict[str, Any]] = []
     for process in manager().all_processes():
+        if not visible(process.name):
+            continue
         ids = {"pid": process.pid, "os_pid": process.os_pid, "name": process.name}
         for label, stream in process.streams.items():
             streams.append({
@@ -89,5 +92,8 @@ def subscriptions() -> Response:
     return json_response({
         "subscriptions": subs,
         "streams": streams,
-        "logfiles": logfiles.stats() if logfiles is not None else [],
+        "logfiles": [
+            writer for writer in (logfiles.stats() if logfiles is not None else [])
+            if any(visible(owner.rpartition("/")[0]) for owner in writer["owners"])
+        ],
     })  # fmt: skip

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import GafferError
+
 # (method, path, summary, parameters (query names), request body kind, error codes)
 ENDPOINTS: list[tuple[str, str, str, list[str], str | None, list[str]]] = [
     ("get", "/", "Welcome and version", [], None, []),
-    ("get", "/ping", "Liveness: the text OK", [], None, []),
+    ("get", "/ping", "Liveness: the text OK (no token needed)", [], None, []),
+    ("get", "/health", "gafferd is alive: status and template count (no token needed)", [],
+     None, []),
+    ("get", "/auth/whoami", "The caller's name, role and scope", [], None, []),
+    ("post", "/auth/ticket",
+     "A single-use ticket (30 s) for ?ticket= on a GET feed or the websocket", [], None, []),
     ("get", "/openapi.json", "This document", [], None, []),
     ("get", "/processes", "Template names, or running pids with running=true", ["running"],
      None, []),
@@ -66,12 +73,25 @@ ENDPOINTS: list[tuple[str, str, str, list[str], str | None, list[str]]] = [
      ["bad_value", "not_found", "forbidden_write"]),
 ]  # fmt: skip
 
-STATUS_OF = {
-    "invalid_json": 400, "invalid_process_info": 400, "bad_value": 400, "no_signal_number": 400,
-    "io_not_redirected": 400, "forbidden_write": 403, "not_found": 404,
-    "resource_not_found": 404, "bad_event_type": 404, "io_not_found": 404, "conflict": 409,
-    "payload_too_large": 413, "stdin_full": 503,
-}  # fmt: skip
+#: Paths that answer without a credential.
+PUBLIC_PATHS = frozenset({"/ping", "/health"})
+#: What the guard may answer on any other route (``api.guard``).
+GUARD_ERRORS = ["unauthorized", "forbidden", "forbidden_origin", "misdirected_request",
+                "too_many_failures"]  # fmt: skip
+
+
+def _status_of() -> dict[str, int]:
+    """Error code -> status, from the error classes themselves (``errors.py``)."""
+    found: dict[str, int] = {}
+    pending: list[type[GafferError]] = [GafferError]
+    while pending:
+        cls = pending.pop()
+        found[cls.code] = cls.status
+        pending += cls.__subclasses__()
+    return found
+
+
+STATUS_OF = _status_of()
 
 QUERY_DOCS = {
     "running": "1 or true: list running pids instead of names",
@@ -90,7 +110,9 @@ def build_spec(prefix: str = "") -> dict[str, Any]:
     from .. import __version__
 
     paths: dict[str, dict[str, Any]] = {}
-    for method, path, summary, query, body, errors in ENDPOINTS:
+    for method, path, summary, query, body, own_errors in ENDPOINTS:
+        public = path in PUBLIC_PATHS
+        errors = own_errors if public else [*own_errors, *GUARD_ERRORS]
         params: list[dict[str, Any]] = [
             {"name": seg[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
             for seg in path.split("/")
@@ -116,6 +138,8 @@ def build_spec(prefix: str = "") -> dict[str, Any]:
             entry["description"] = ", ".join(filter(None, [entry["description"], code]))
         operation: dict[str, Any] = {"summary": summary, "parameters": params,
                                      "responses": responses}  # fmt: skip
+        if public:
+            operation["security"] = []
         if body == "template":
             operation["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Template"}}}}  # fmt: skip
@@ -126,7 +150,10 @@ def build_spec(prefix: str = "") -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "gaffer-gevent", "version": __version__},
         "paths": paths,
-        "components": {"schemas": {
+        # A bearer token, or nothing when gafferd has none configured (loopback only).
+        "security": [{"bearer": []}, {}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                       "schemas": {
             "Error": {"type": "object", "required": ["error"],
                       "properties": {"error": {"type": "string"}, "reason": {"type": "string"}}},
             "Template": {"type": "object", "required": ["name", "cmd"], "properties": {

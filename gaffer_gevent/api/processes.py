@@ -11,6 +11,7 @@ from flask import Blueprint, Response, request
 from ..errors import MethodNotAllowed, NoSignalNumber, ResourceNotFound
 from ..template import ProcessTemplate
 from .extension import manager
+from .guard import visible
 from .params import is_pid_segment, json_body, json_response, ok, parse_int, parse_pid
 
 bp = Blueprint("processes", __name__)
@@ -24,9 +25,10 @@ def collection() -> Response:
         start = body.get("start", True) is not False
         manager().add_template(template, start=start)
         return ok()
+    mgr = manager()
     if request.args.get("running", "").lower() in ("1", "true"):
-        return json_response(list(manager().running))
-    return json_response(manager().template_names())
+        return json_response([pid for pid, p in mgr.running.items() if visible(p.name)])
+    return json_response([name for name in mgr.template_names() if visible(name)])
 
 
 @bp.route("/processes/<segment>", methods=["GET", "HEAD", "PUT", "DELETE"])

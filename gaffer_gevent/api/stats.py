@@ -14,6 +14,7 @@ from ..feeds import RAW_HEARTBEAT, SSE_PREAMBLE, Feed, json_line, sse
 from ..process import Process
 from .disconnect import streamed
 from .extension import gaffer, manager
+from .guard import visible
 from .params import json_response, parse_pid
 
 bp = Blueprint("stats", __name__)
@@ -34,7 +35,7 @@ def _template_stats(name: str) -> dict[str, Any]:
 @bp.route("/stats", methods=["GET"])
 def all_stats() -> Response:
     mgr = manager()
-    body = [_template_stats(name) for name in mgr.template_names()]
+    body = [_template_stats(name) for name in mgr.template_names() if visible(name)]
     gaffer().stats.forget(p.os_pid for p in mgr.all_processes())
     return json_response(body)
 

@@ -17,6 +17,7 @@ from ..feeds import ChunkFormatter, Feed, frame_cache_for, stream_body
 from ..streams import Chunk, Overflow, Subscription
 from .disconnect import streamed, watch_disconnect
 from .extension import gaffer, manager
+from .guard import track_session
 from .params import STREAM_HEADERS, feed, heartbeat, ok, optional_int, parse_pid
 
 bp = Blueprint("streams", __name__)
@@ -75,9 +76,11 @@ def _overflow() -> Overflow:
 def _longpoll(sub: Subscription, *, replay: bool) -> Response:
     """The first chunk read after the request (or the chunks after ``since``), then end."""
     watcher = watch_disconnect(sub.close)  # a client that leaves while we wait
+    forget = track_session(sub.close)  # or whose token is removed
     try:
         batch = sub.read(None) or []
     finally:
+        forget()
         if watcher is not None:
             watcher.kill(block=True, timeout=1)
         sub.close()

@@ -9,6 +9,7 @@ from ..events import MANAGER_EVENTS, PROC_EVENTS
 from ..feeds import Feed, event_body
 from .disconnect import streamed
 from .extension import manager
+from .guard import event_filter
 from .params import feed, heartbeat
 
 bp = Blueprint("watch", __name__)
@@ -18,7 +19,7 @@ def pattern_for(segments: list[str]) -> str:
     if not segments:
         return "."
     if len(segments) == 1:
-        if segments[0].lower() not in (*MANAGER_EVENTS, "restart", "proc"):
+        if segments[0].lower() not in (*MANAGER_EVENTS, "restart", "proc", "api", "auth"):
             raise BadEventType()
         return segments[0].lower()
     if len(segments) == 3 and (segments[0] != "proc" or segments[2] not in PROC_EVENTS):
@@ -33,6 +34,6 @@ def pattern_for(segments: list[str]) -> str:
 def watch(a: str | None = None, b: str | None = None, c: str | None = None) -> Response:
     pattern = pattern_for([s for s in (a, b, c) if s is not None])
     kind, beat = feed(), heartbeat()
-    queue = manager().bus.queue(pattern)
+    queue = manager().bus.queue(pattern, accept=event_filter())
     mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/json"
     return streamed(event_body(queue, kind, beat), queue.close, mimetype=mimetype)

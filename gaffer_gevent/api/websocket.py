@@ -5,22 +5,35 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
+import time
 from typing import Any
 
 import gevent
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
+from gevent.event import Event
+from gevent.lock import Semaphore
 from geventwebsocket.exceptions import WebSocketError
 
 from ..feeds import ChunkFormatter, Feed
 from ..streams import Chunk
 from .extension import manager
+from .guard import track_session
 
 bp = Blueprint("websocket", __name__)
 
 #: A normal websocket close once the process is gone.
 NORMAL_CLOSURE = 1000
+#: The close code for a refused or revoked caller.
+POLICY_VIOLATION = 1008
 #: Seconds a client has to answer our close frame before the connection is dropped.
 CLOSE_GRACE = 2.0
+#: Closing a client that answered nothing, not even a ping, within the idle limit.
+GOING_AWAY = 1001
+#: app.config keys (gafferd sets them from [gaffer]), with their defaults in seconds.
+PING_INTERVAL_CONFIG, PING_INTERVAL = "GAFFER_WEBSOCKET_PING_INTERVAL", 20.0
+IDLE_TIMEOUT_CONFIG, IDLE_TIMEOUT = "GAFFER_WEBSOCKET_IDLE_TIMEOUT", 60.0
+#: A ping frame without payload, as the server sends it (final, opcode 9, unmasked, length 0).
+EMPTY_PING = b"\x89\x00"
 
 
 @bp.route("/wstreams/<segment>", websocket=True)
@@ -34,7 +47,7 @@ def wstream(segment: str) -> Response:
     return Response(status=200)
 
 
-def _close(ws: Any, code: int = NORMAL_CLOSURE) -> None:
+def close_websocket(ws: Any, code: int = NORMAL_CLOSURE) -> None:
     """Send a close frame that carries ``code``, then mark the socket closed.
 
     gevent-websocket 0.10.1's ``close(code)`` drops the code and sends an empty
@@ -44,14 +57,61 @@ def _close(ws: Any, code: int = NORMAL_CLOSURE) -> None:
     """
     if ws.closed:
         return
-    with contextlib.suppress(WebSocketError, OSError):
+    # Bounded: a client that reads nothing (a full send buffer) must not hold the view.
+    with contextlib.suppress(WebSocketError, OSError), gevent.Timeout(CLOSE_GRACE, False):
         ws.send_frame(struct.pack("!H", code), ws.OPCODE_CLOSE)
     ws.closed = True
 
 
+def _keep_alive(ws: Any) -> gevent.Greenlet[None]:
+    """A greenlet pinging the client every interval; it returns once the client is idle too long.
+
+    Anything read from the client (a message, a pong, a ping) counts as life,
+    so a connection whose peer vanished without a FIN is noticed. Frames are
+    written under a lock from then on: a ping must never land inside a frame
+    another greenlet is halfway through sending.
+    """
+    interval = float(current_app.config.get(PING_INTERVAL_CONFIG, PING_INTERVAL))
+    idle_limit = float(current_app.config.get(IDLE_TIMEOUT_CONFIG, IDLE_TIMEOUT))
+    heard = [time.monotonic()]
+    read, write, lock = ws.stream.read, ws.raw_write, Semaphore()
+
+    def reading(size: int) -> bytes:
+        data: bytes = read(size)
+        heard[0] = time.monotonic()
+        return data
+
+    def writing(data: bytes) -> None:
+        with lock:
+            write(data)
+
+    ws.stream.read, ws.raw_write = reading, writing
+
+    def ping_until_idle() -> None:
+        next_ping = time.monotonic() + interval
+        with contextlib.suppress(OSError):
+            while not ws.closed:
+                now = time.monotonic()
+                if now - heard[0] >= idle_limit:
+                    return
+                # Skipped while a frame is on its way (it tests the client as well), and
+                # never waited on longer than the idle limit: this greenlet must stay free
+                # to notice the client is gone.
+                if now >= next_ping and lock.acquire(blocking=False):
+                    try:
+                        with gevent.Timeout(idle_limit, False):
+                            write(EMPTY_PING)
+                    finally:
+                        lock.release()
+                    next_ping = now + interval
+                gevent.sleep(max(0.0, min(next_ping, heard[0] + idle_limit) - time.monotonic()))
+
+    return gevent.spawn(ping_until_idle)
+
+
 def _refuse(ws: Any, code: str) -> None:
     ws.send(json.dumps({"error": code}))
-    _close(ws)
+    close_websocket(ws)
 
 
 def _serve(ws: Any, segment: str) -> None:
@@ -91,17 +151,25 @@ def _serve(ws: Any, segment: str) -> None:
                 with contextlib.suppress(WebSocketError, OSError):
                     ws.send(json.dumps({"error": getattr(exc, "code", "internal_error")}))
 
+    revoked = Event()
+    forget = track_session(revoked.set)
+    pinger = _keep_alive(ws)
     sender, receiver = gevent.spawn(pump_output), gevent.spawn(pump_input)
     try:
-        if sender in gevent.wait([sender, receiver], count=1):
-            # The process is gone: close, and give the client a moment to answer
-            # before the connection is dropped (a silent client would hold it).
-            _close(ws)
+        first = gevent.wait([sender, receiver, pinger, revoked], count=1)
+        if revoked.is_set():
+            close_websocket(ws, POLICY_VIOLATION)  # its token was removed
+        elif receiver not in first:
+            # The process is gone, or the client went silent: close, and give the client
+            # a moment to answer before the connection is dropped.
+            close_websocket(ws, GOING_AWAY if pinger in first else NORMAL_CLOSURE)
             receiver.join(CLOSE_GRACE)
     finally:
+        forget()
         if sub is not None:
             sub.close()
         sender.kill(block=False)
+        pinger.kill(block=False)
         receiver.kill(block=True, timeout=1)
-        _close(ws)
+        close_websocket(ws)
     return None

@@ -1,4 +1,8 @@
-"""CORS headers (spec 2.3) on every kind of response, preflight, and JSON errors (spec 2.2)."""
+"""CORS headers (spec 2.3) on every kind of response, preflight, and JSON errors (spec 2.2).
+
+gaffer 0.4's open CORS is ``cors_origins = *`` now (the default refuses foreign
+origins: tests/api/test_security.py); these tests run with it, on ``client``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from flask import Flask
 
 from gaffer_gevent import __version__
 from gaffer_gevent.api import create_app
+from gaffer_gevent.api.access import READ, ROUTES
 from gaffer_gevent.config import Address, EndpointConfig
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import make_servers
@@ -38,13 +43,20 @@ def origin_headers(origin: str | None) -> dict[str, str]:
     return {} if origin is None else {"Origin": origin}
 
 
-def check_cors(r: httpx.Response, origin: str | None) -> None:
-    expected_origin = "*" if origin in (None, "null") else origin
-    assert r.headers.get("access-control-allow-origin") == expected_origin, r.headers
+def check_cors(r: httpx.Response, origin: str | None, expected: str = "*") -> None:
+    assert r.headers.get("access-control-allow-origin") == expected, r.headers
     assert r.headers.get("access-control-allow-methods") == ALLOW_METHODS
     assert r.headers.get("access-control-max-age") == "86400"
     assert r.headers.get("access-control-allow-headers") == ALLOW_HEADERS
-    assert r.headers.get("access-control-allow-credentials") == "true"
+    # Never with a wildcard or an echoed origin: a browser must not send cookies along.
+    assert "access-control-allow-credentials" not in r.headers
+
+
+@pytest.fixture
+def client(manager: Manager) -> Iterator[httpx.Client]:
+    """The API with gaffer 0.4's open CORS (``cors_origins = *``)."""
+    with serve(create_app(manager, cors_origins=["*"])) as c:
+        yield c
 
 
 # -- the root ---------------------------------------------------------------------------
@@ -137,16 +149,18 @@ def test_options_is_an_empty_204_everywhere(
 def test_an_allow_list_echoes_only_its_origins(manager: Manager) -> None:
     app = create_app(manager, cors_origins=["http://ok.example"])
     with serve(app) as client:
-        r = client.get("/ping", headers={"Origin": "http://ok.example"})
-        check_cors(r, "http://ok.example")
+        r = client.get("/processes", headers={"Origin": "http://ok.example"})
+        check_cors(r, "http://ok.example", expected="http://ok.example")
+        assert "Origin" in r.headers["vary"]
         r = client.get("/processes/nope", headers={"Origin": "http://ok.example"})
         assert r.status_code == 404
-        check_cors(r, "http://ok.example")
-        for origin in ("http://evil.example", "http://ok.example.evil"):
-            r = client.get("/ping", headers={"Origin": origin})
-            assert r.status_code == 200
+        check_cors(r, "http://ok.example", expected="http://ok.example")
+        for origin in ("http://evil.example", "http://ok.example.evil", "null"):
+            r = client.get("/processes", headers={"Origin": origin})
+            assert (r.status_code, r.json()["error"]) == (403, "forbidden_origin")
             assert r.headers.get("access-control-allow-origin") in (None, "")
             r = client.options("/processes", headers={"Origin": origin})
+            assert r.status_code == 403
             assert r.headers.get("access-control-allow-origin") in (None, "")
             assert r.headers.get("access-control-allow-credentials") in (None, "")
 
@@ -180,14 +194,19 @@ def test_wrong_methods_are_json_405(client: httpx.Client, method: str, path: str
     assert r.headers.get("allow")  # what the route does accept
 
 
-def test_a_server_error_is_json_and_leaves_children_alone(manager: Manager) -> None:
-    app = create_app(manager)
+def test_a_server_error_is_json_and_leaves_children_alone(
+    manager: Manager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(manager, cors_origins=["*"])
 
     @app.route("/boom")
     def boom() -> str:
         raise RuntimeError("a bug")
 
     with serve(app) as client:
+        r = client.get("/boom")
+        assert (r.status_code, r.json()["error"]) == (403, "forbidden")  # no role declared
+        monkeypatch.setitem(ROUTES, ("boom", "GET"), READ)
         create(client, "x")
         r = client.get("/boom", headers={"Origin": "http://a.example"})
         assert r.status_code == 500

@@ -24,6 +24,9 @@ SPEC_ERRORS = {
     "io_not_redirected": 400, "invalid_json": 400, "invalid_process_info": 400,
     "bad_value": 400, "no_signal_number": 400, "conflict": 409, "forbidden_write": 403,
     "payload_too_large": 413, "stdin_full": 503,
+    # the guard's (security): any route but /ping and /health
+    "unauthorized": 401, "forbidden": 403, "forbidden_origin": 403, "misdirected_request": 421,
+    "too_many_failures": 429,
 }  # fmt: skip
 
 
@@ -115,6 +118,19 @@ def test_error_responses_use_the_spec_statuses(document: dict[str, Any]) -> None
                     assert SPEC_ERRORS[code] == int(status), (method, path, code)
                 seen.update(codes)
     assert seen == set(SPEC_ERRORS)
+
+
+def test_the_bearer_scheme_is_declared_and_only_the_health_checks_are_public(
+    document: dict[str, Any],
+) -> None:
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer"
+    }  # fmt: skip
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            public = operation.get("security") == []
+            assert public == (path in ("/ping", "/health")), (method, path)
+            assert ("401" not in operation["responses"]) == public, (method, path)
 
 
 def test_feeds_document_their_query_parameters(document: dict[str, Any]) -> None:

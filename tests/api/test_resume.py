@@ -287,7 +287,7 @@ def test_dropped_counters_of_a_client_that_never_reads(
     (pid,) = client.get("/processes/flood/_pids").json()["pids"]
     sock = socket.create_connection((server.host, server.port))
     try:
-        request = f"GET /streams/{pid}/out?feed=eventsource HTTP/1.1\r\nHost: x\r\n\r\n"
+        request = f"GET /streams/{pid}/out?feed=eventsource HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         sock.sendall(request.encode())
 
         def feed_dropped() -> int:
@@ -332,7 +332,7 @@ def test_daemon_memory_stays_bounded_under_a_flood(tmp_path: Path) -> None:
         with httpx.Client(base_url=url.group(1), timeout=10) as c:
             wait_for(lambda: c.get("/processes/flood/_pids").json()["pids"])
             (pid,) = c.get("/processes/flood/_pids").json()["pids"]
-            request = f"GET /streams/{pid}/out?feed=eventsource HTTP/1.1\r\nHost: x\r\n\r\n"
+            request = f"GET /streams/{pid}/out?feed=eventsource HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             for _ in range(11):
                 sock = socket.create_connection((host, int(port)))
                 sock.sendall(request.encode())

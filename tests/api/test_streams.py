@@ -379,7 +379,7 @@ def test_a_longpoll_client_that_leaves_frees_its_subscription(
     client: httpx.Client, server: LiveServer
 ) -> None:
     pid = create_one(client, "echo", ECHO)
-    request = f"GET /streams/{pid}/out HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    request = f"GET /streams/{pid}/out HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     for _ in range(20):
         sock = socket.create_connection((server.host, server.port), timeout=10)
         sock.sendall(request)

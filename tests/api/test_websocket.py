@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -242,3 +243,40 @@ def test_full_stdin_queue_sends_stdin_full_then_closes(server: Any, connect: Con
     assert close_status(ws) == NORMAL_CLOSURE
     wait_for(lambda: subscriptions(process) == 0, timeout=TIMEOUT)
     assert process.alive
+
+
+# -- keep-alive: pings, and the idle limit (issue 12, defect 7) -----------------------------
+
+
+def test_server_pings_and_a_client_that_answers_stays_connected(
+    server: Any, connect: Connect
+) -> None:
+    server.app.config.update(GAFFER_WEBSOCKET_PING_INTERVAL=0.1, GAFFER_WEBSOCKET_IDLE_TIMEOUT=0.5)
+    process = echo(server)
+    ws = connect(process.pid)
+    pings = 0
+    deadline = time.monotonic() + 1.5  # three idle limits
+    while time.monotonic() < deadline:
+        opcode, frame = ws.recv_data_frame(control_frame=True)  # websocket-client answers pongs
+        assert opcode == websocket.ABNF.OPCODE_PING, f"not a ping: {opcode} {frame.data!r}"
+        pings += 1
+    assert pings >= 5
+    ws.send("still here\n")
+    assert receive_text(ws, 11) == "still here\n"
+
+
+def test_a_client_that_never_answers_is_closed_after_the_idle_limit(
+    server: Any, connect: Connect
+) -> None:
+    server.app.config.update(GAFFER_WEBSOCKET_PING_INTERVAL=0.1, GAFFER_WEBSOCKET_IDLE_TIMEOUT=0.5)
+    process = echo(server)
+    ws = connect(process.pid)
+    wait_for(lambda: subscriptions(process) == 1, timeout=TIMEOUT)
+    raw = ws.sock  # read below the client library, so no pong is ever sent
+    received = b""
+    while chunk := raw.recv(4096):  # the socket timeout (TIMEOUT) bounds each read
+        received += chunk
+    assert received.startswith(b"\x89\x00")  # pinged first
+    assert received.endswith(b"\x88\x02" + struct.pack("!H", 1001))  # then closed: going away
+    wait_for(lambda: subscriptions(process) == 0, timeout=TIMEOUT)
+    assert process.alive  # only the connection ends

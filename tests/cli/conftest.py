@@ -74,11 +74,12 @@ class Daemon:
         return Client(self.url, timeout=10)
 
 
-def start_gafferd(tmp_path: Path, bind: str = "127.0.0.1:0", config: str = "") -> Daemon:
+def start_gafferd(tmp_path: Path, bind: str | None = "127.0.0.1:0", config: str = "") -> Daemon:
+    """gafferd on ``bind``, or (``bind=None``) on the endpoints of ``config``."""
     ini = tmp_path / "gafferd.ini"
     ini.write_text(config)
     proc = subprocess.Popen(
-        [str(BIN / "gafferd"), str(ini), "--bind", bind],
+        [str(BIN / "gafferd"), str(ini), *(["--bind", bind] if bind else [])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -10,6 +10,7 @@ import pytest
 
 from gaffer_gevent.config import (
     Address,
+    ConnectionLimits,
     DaemonConfig,
     EndpointConfig,
     load_config,
@@ -17,6 +18,7 @@ from gaffer_gevent.config import (
     parse_config,
 )
 from gaffer_gevent.errors import ConfigError
+from gaffer_gevent.signing import Secret
 
 SPEC_EXAMPLE = """\
 [gaffer]
@@ -334,6 +336,125 @@ def test_webhooks_ignore_default_keys() -> None:
     ]
 
 
+# -- signed webhooks: event = URL [secret_file=PATH | secret_env=NAME | secret=VALUE] ------
+
+KEY = "k3y-Zx9-do-not-leak"
+
+
+def test_webhook_secrets_from_a_file_an_env_var_or_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "hook.key").write_text(f"  {KEY}\n")  # whitespace around is ignored
+    monkeypatch.setenv("HOOK_SECRET", "from-env")
+    ini = tmp_path / "gafferd.ini"
+    ini.write_text(
+        "[webhooks]\n"
+        "proc.web.exit = http://h/file   secret_file=keys/hook.key\n"  # relative to the ini
+        "create = http://h/env secret_env=HOOK_SECRET\n"
+        "delete = http://h/inline secret=inline-one\n"
+        "update = http://h/file secret_file=" + str(tmp_path / "keys" / "hook.key") + "\n"
+        ". = http://h/plain\n"
+    )
+    config = load_config(str(ini))
+    assert config.webhooks == [
+        ("proc.web.exit", "http://h/file"),
+        ("create", "http://h/env"),
+        ("delete", "http://h/inline"),
+        ("update", "http://h/file"),
+        (".", "http://h/plain"),
+    ]
+    assert config.webhook_secrets == {
+        "http://h/file": Secret(KEY.encode()),
+        "http://h/env": Secret(b"from-env"),
+        "http://h/inline": Secret(b"inline-one"),
+    }
+    assert KEY not in repr(config) and "inline-one" not in repr(config)
+
+
+def test_unsigned_webhook_lines_keep_their_meaning() -> None:
+    config = parse("[webhooks]\ncreate =   http://x/hook?a=b&c=d  \n")
+    assert config.webhooks == [("create", "http://x/hook?a=b&c=d")]
+    assert config.webhook_secrets == {}
+
+
+def test_secret_file_of_an_included_file_is_relative_to_that_file(tmp_path: Path) -> None:
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "hook.key").write_text(KEY)
+    (tmp_path / "conf.d" / "hooks.ini").write_text(
+        "[webhooks]\ncreate = http://h/1 secret_file=hook.key\n"
+    )
+    (tmp_path / "gafferd.ini").write_text("[gaffer]\ninclude_dir = conf.d\n")
+    config = load_config(str(tmp_path / "gafferd.ini"))
+    assert config.webhook_secrets == {"http://h/1": Secret(KEY.encode())}
+
+
+def webhook_error(tmp_path: Path, line: str) -> ConfigError:
+    ini = tmp_path / "gafferd.ini"
+    ini.write_text(f"[process:a]\ncmd = a\n[webhooks]\n{line}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(ini))
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("create = http://h secret_file=missing.key", "secret_file '{d}/missing.key' cannot be "
+         "read: No such file or directory"),
+        ("create = http://h secret_file=empty.key", "secret_file '{d}/empty.key' is empty"),
+        ("create = http://h secret_file=blank.key", "secret_file '{d}/blank.key' is empty"),
+        ("create = http://h secret_file=big.key", "secret_file '{d}/big.key' is longer than 4096"),
+        ("create = http://h secret_file=.", "secret_file '{d}/.' is not a regular file"),
+        ("create = http://h secret_file=", "secret_file= is empty"),
+        ("create = http://h secret_env=NO_SUCH_VAR_HERE", "secret_env: the environment variable "
+         "'NO_SUCH_VAR_HERE' is not set"),
+        ("create = http://h secret_env=EMPTY_HOOK_SECRET", "secret_env 'EMPTY_HOOK_SECRET' is "
+         "empty"),
+        ("create = http://h secret=", "secret= is empty"),
+        (f"create = secret={KEY}", "needs a URL"),  # the secret must not become the URL
+        (f"create = http://h secret={KEY} secret=b", "takes at most one of secret_file=PATH"),
+        (f"create = http://h {KEY}", "after the URL, expected one of secret_file=PATH"),
+        (f"create = http://h token={KEY}", "after the URL, expected one of secret_file=PATH"),
+        (f"create = http://h secret=a\nexit = http://h secret={KEY}",
+         "the same URL as 'create' needs the same secret (or none on both)"),
+        (f"create = http://h\nexit = http://h secret={KEY}", "the same URL as 'create' needs"),
+    ],
+)  # fmt: skip
+def test_webhook_secret_mistakes_name_section_and_key_and_never_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, message: str
+) -> None:
+    (tmp_path / "empty.key").write_bytes(b"")
+    (tmp_path / "blank.key").write_bytes(b" \n\t\n")
+    (tmp_path / "big.key").write_bytes(b"k" * 4097)
+    monkeypatch.setenv("EMPTY_HOOK_SECRET", "")
+    err = webhook_error(tmp_path, line)
+    key = line.splitlines()[-1].split(" = ")[0]
+    assert (err.path, err.section, err.key) == (str(tmp_path / "gafferd.ini"), "webhooks", key)
+    where = f"{tmp_path}/gafferd.ini: [webhooks] {key}: "
+    assert str(err).startswith(where + message.format(d=tmp_path))
+    assert KEY not in str(err)
+
+
+def test_unreadable_secret_file_is_a_config_error(tmp_path: Path) -> None:
+    key = tmp_path / "hook.key"
+    key.write_text(KEY)
+    key.chmod(0)
+    if os.access(key, os.R_OK):
+        pytest.skip("running as root: mode 0 does not stop reading")
+    err = webhook_error(tmp_path, "create = http://h secret_file=hook.key")
+    assert str(err) == (
+        f"{tmp_path}/gafferd.ini: [webhooks] create: "
+        f"secret_file '{key}' cannot be read: Permission denied"
+    )
+
+
+def test_a_fifo_as_secret_file_fails_at_once(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "hook.key")  # nobody writes it: a blocking read would hang
+    err = webhook_error(tmp_path, "create = http://h secret_file=hook.key")
+    assert str(err).endswith("is not a regular file")
+
+
 def test_gaffer_keys() -> None:
     config = parse(
         """
@@ -372,8 +493,7 @@ def test_cors_not_set() -> None:
         ("127.0.0.1:5000", Address("tcp", "127.0.0.1", 5000, ""), "127.0.0.1:5000"),
         ("LocalHost:80", Address("tcp", "localhost", 80, ""), "localhost:80"),
         ("example.org", Address("tcp", "example.org", 8000, ""), "example.org:8000"),
-        ("", Address("tcp", "0.0.0.0", 8000, ""), "0.0.0.0:8000"),
-        (":5000", Address("tcp", "0.0.0.0", 5000, ""), "0.0.0.0:5000"),
+        ("0.0.0.0:5000", Address("tcp", "0.0.0.0", 5000, ""), "0.0.0.0:5000"),
         ("[::1]:5000", Address("tcp6", "::1", 5000, ""), "[::1]:5000"),
         ("[::]", Address("tcp6", "::", 8000, ""), "[::]:8000"),
         ("unix:/tmp/g.sock", Address("unix", "", 0, "/tmp/g.sock"), "unix:/tmp/g.sock"),
@@ -391,6 +511,13 @@ def test_parse_address(uri: str, expected: Address, text: str) -> None:
 )
 def test_parse_address_refuses(uri: str) -> None:
     with pytest.raises(ValueError):
+        parse_address(uri)
+
+
+@pytest.mark.parametrize("uri", ["", ":5000", " :80 ", "[]:5000"])
+def test_an_empty_host_is_an_error_not_every_interface(uri: str) -> None:
+    """gaffer 0.4 read ``:8000`` as 0.0.0.0: a network-wide API nobody asked for."""
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1|IPv6"):
         parse_address(uri)
 
 
@@ -429,6 +556,15 @@ bind = 127.0.0.1:1
             ],
         ),
     ]
+
+
+def test_connection_limits_have_defaults_and_can_be_set() -> None:
+    assert parse("").connections == ConnectionLimits(10.0, 60.0, 10_000, 20.0, 60.0)
+    config = parse(
+        "[gaffer]\nheader_timeout = 2.5\nkeepalive_timeout = 5\nmax_connections = 50\n"
+        "websocket_ping_interval = 1\nwebsocket_idle_timeout = 3\n"
+    )
+    assert config.connections == ConnectionLimits(2.5, 5.0, 50, 1.0, 3.0)
 
 
 # -- include / include_dir ---------------------------------------------------------------
@@ -581,9 +717,24 @@ E = "[gaffer]\nhttp_endpoints = e\n[endpoint:e]\n"  # a listed endpoint to fill 
             "lists 'e' twice",
         ),
         (E + "bind = a:1, host:http\n", "[endpoint:e] bind", "'http' is not a valid port"),
-        (E + "bind = :1\nbacklog = x\n", "[endpoint:e] backlog", "'x' is not an integer"),
-        (E + "bind = :1\nbacklog = -1\n", "[endpoint:e] backlog", "must be >= 0"),
-        (E + "bind = :1\nkeyfile = k\n", "[endpoint:e] keyfile", "keyfile given without certfile"),
+        (E + "bind = :1\n", "[endpoint:e] bind", "':1' has no host: write 127.0.0.1:1"),
+        (E + "bind = h:1\nbacklog = x\n", "[endpoint:e] backlog", "'x' is not an integer"),
+        (E + "bind = h:1\nbacklog = -1\n", "[endpoint:e] backlog", "must be >= 0"),
+        (E + "bind = h:1\nkeyfile = k\n", "[endpoint:e] keyfile", "keyfile given without certfile"),
+        # connection limits
+        ("[gaffer]\nheader_timeout = 0\n", "[gaffer] header_timeout", "must be between"),
+        ("[gaffer]\nkeepalive_timeout = nan\n", "[gaffer] keepalive_timeout", "'nan' is not a"),
+        ("[gaffer]\nmax_connections = 0\n", "[gaffer] max_connections", "must be between 1"),
+        (
+            "[gaffer]\nmax_connections = 1e3\n",
+            "[gaffer] max_connections",
+            "'1e3' is not an integer",
+        ),
+        (
+            "[gaffer]\nwebsocket_ping_interval = 30\nwebsocket_idle_timeout = 30\n",
+            "[gaffer] websocket_idle_timeout",
+            "must be longer than websocket_ping_interval",
+        ),
     ],
 )
 def test_errors_name_file_section_and_key(text: str, where: str, message: str) -> None:

@@ -1,6 +1,10 @@
 """WebhookDispatcher against real local HTTP receivers (in this process, under gevent)."""
 
+import hashlib
+import hmac
+import itertools
 import json
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -9,6 +13,7 @@ import pytest
 from gevent.pywsgi import WSGIServer
 
 from gaffer_gevent.events import EventBus
+from gaffer_gevent.signing import Secret
 from gaffer_gevent.webhooks import WebhookDispatcher
 
 from ..helpers import wait_for
@@ -19,6 +24,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.received: list[tuple[str, str, dict]] = []
+        self.raw: list[tuple[str, dict[str, str], bytes]] = []  # path, HTTP_* headers, body
         self.server = WSGIServer(("127.0.0.1", 0), self.app, log=None, error_log=None)
         self.server.start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -27,6 +33,8 @@ class Receiver:
     def app(self, environ, start_response):
         path = environ["PATH_INFO"]
         body = environ["wsgi.input"].read()
+        headers = {k[5:]: v for k, v in environ.items() if k.startswith("HTTP_")}
+        self.raw.append((path, headers, body))
         self.received.append((path, environ.get("CONTENT_TYPE", ""), json.loads(body)))
         status = "200 OK"
         if path.startswith("/status/"):
@@ -195,5 +203,131 @@ def test_register_and_unregister_at_runtime(bus, receiver):
         wait_for(lambda: dispatcher.delivered == 1)
         dispatcher.unregister("delete", f"{receiver.url}/d")
         assert dispatcher.urls_for("delete") == []
+    finally:
+        dispatcher.stop(1.0)
+
+
+# -- signed hooks -------------------------------------------------------------------------
+
+KEY = b"hook-key-Qw7-never-shown"
+NOW = 1_700_000_000.75
+
+
+def hmac_of(key: bytes, body: bytes) -> str:
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def test_signed_hook_verifies_with_its_secret_and_unsigned_hook_is_unchanged(bus, receiver):
+    signed, plain = f"{receiver.url}/signed", f"{receiver.url}/plain"
+    dispatcher = WebhookDispatcher(
+        bus,
+        [("create", signed), ("create", plain)],
+        secrets={signed: Secret(KEY)},
+        clock=lambda: NOW,
+    )
+    dispatcher.start()
+    try:
+        bus.publish("create", name="x")
+        wait_for(lambda: dispatcher.delivered == 2)
+    finally:
+        dispatcher.stop(1.0)
+    (s_headers, s_body), (p_headers, p_body) = (
+        next((h, b) for p, h, b in receiver.raw if p == path) for path in ("/signed", "/plain")
+    )
+    # Signed: an HMAC-SHA256 of the exact body bytes, which carry the delivery time and an id.
+    assert s_headers["X_GAFFER_SIGNATURE"] == hmac_of(KEY, s_body)
+    assert s_headers["X_GAFFER_SIGNATURE"] != hmac_of(b"another key", s_body)
+    assert s_headers["X_GAFFER_SIGNATURE"] != hmac_of(KEY, s_body.replace(b'"x"', b'"y"'))
+    assert s_headers["X_GAFFER_TIMESTAMP"] == "1700000000"
+    body = json.loads(s_body)
+    webhook_id = body.pop("webhook_id")
+    assert len(webhook_id) == 32 and int(webhook_id, 16) >= 0
+    assert body == {"event": "create", "name": "x", "webhook_timestamp": 1_700_000_000}
+    # Unsigned: byte for byte what it was before signing existed, and no signing header.
+    assert p_body == json.dumps({"event": "create", "name": "x"}).encode()
+    assert not {"X_GAFFER_SIGNATURE", "X_GAFFER_TIMESTAMP"} & p_headers.keys()
+
+
+def test_a_retry_is_signed_again_with_a_fresh_timestamp_and_the_same_id(bus, receiver):
+    receiver.fail_first.add("/flaky")
+    url = f"{receiver.url}/flaky"
+    ticks = itertools.count(NOW, 7)
+    dispatcher = WebhookDispatcher(
+        bus, [("create", url)], secrets={url: Secret(KEY)}, backoff=0.01,
+        clock=lambda: next(ticks),
+    )  # fmt: skip
+    dispatcher.start()
+    try:
+        bus.publish("create", name="x")
+        wait_for(lambda: dispatcher.delivered == 1)
+    finally:
+        dispatcher.stop(1.0)
+    first, second = [(h, b) for p, h, b in receiver.raw if p == "/flaky"]  # 503, then 200
+    for headers, body in (first, second):
+        assert headers["X_GAFFER_SIGNATURE"] == hmac_of(KEY, body)
+    one, two = json.loads(first[1]), json.loads(second[1])
+    assert (one["webhook_timestamp"], two["webhook_timestamp"]) == (1_700_000_000, 1_700_000_007)
+    assert second[0]["X_GAFFER_TIMESTAMP"] == "1700000007"
+    assert one["webhook_id"] == two["webhook_id"]
+
+
+def test_each_event_gets_its_own_webhook_id(bus, receiver):
+    url = f"{receiver.url}/s"
+    dispatcher = WebhookDispatcher(bus, [(".", url)], secrets={url: Secret(KEY)})
+    dispatcher.start()
+    try:
+        bus.publish("create", name="a")
+        bus.publish("delete", name="a")
+        wait_for(lambda: dispatcher.delivered == 2)
+    finally:
+        dispatcher.stop(1.0)
+    ids = [json.loads(body)["webhook_id"] for _, _, body in receiver.raw]
+    assert len(set(ids)) == 2
+    assert all(abs(json.loads(b)["webhook_timestamp"] - time.time()) < 60 for *_, b in receiver.raw)
+
+
+def test_the_secret_never_shows_in_logs_or_reprs(bus, receiver, dead_url, caplog):
+    caplog.set_level(logging.DEBUG)
+    refused = f"{receiver.url}/status/400"
+    secret = Secret(KEY)
+    hooks = [(".", dead_url), (".", refused)]
+    dispatcher = WebhookDispatcher(
+        bus, hooks, secrets={dead_url: secret, refused: secret}, retries=1, backoff=0.01,
+        queue_size=1,
+    )  # fmt: skip
+    dispatcher.start()
+    try:
+        for n in range(3):  # overflows the queue too, which logs
+            dispatcher.on_event("create", {"event": "create", "name": f"t{n}"})
+        assert dispatcher.dropped == 4  # each URL kept only its newest event
+        wait_for(lambda: dispatcher.failed == 2)
+        shown = [repr(dispatcher), str(dispatcher), repr(secret), str(secret), f"{secret}"]
+    finally:
+        dispatcher.stop(1.0)
+    logged = [r.getMessage() + (r.exc_text or "") for r in caplog.records]
+    assert any(dead_url in line for line in logged)  # the failures were logged...
+    assert any("queue full" in line for line in logged)
+    for text in logged + shown:  # ...and nothing printed holds the secret, in any spelling
+        assert KEY.decode() not in text and KEY.hex() not in text and repr(KEY) not in text
+    assert "signed_urls=2" in repr(dispatcher)
+
+
+def test_register_a_signed_hook_at_runtime_and_forget_its_secret(bus, receiver):
+    url = f"{receiver.url}/r"
+    dispatcher = WebhookDispatcher(bus, [])
+    dispatcher.start()
+    try:
+        dispatcher.register("create", url, secret=Secret(KEY))
+        dispatcher.register("delete", url)  # the URL's secret signs every event sent to it
+        bus.publish("create", name="a")
+        bus.publish("delete", name="a")
+        wait_for(lambda: dispatcher.delivered == 2)
+        assert [h["X_GAFFER_SIGNATURE"] == hmac_of(KEY, b) for _, h, b in receiver.raw] == [
+            True, True,
+        ]  # fmt: skip
+        dispatcher.unregister("create", url)
+        assert "signed_urls=1" in repr(dispatcher)  # still hooked to delete
+        dispatcher.unregister("delete", url)
+        assert "signed_urls=0" in repr(dispatcher)
     finally:
         dispatcher.stop(1.0)
