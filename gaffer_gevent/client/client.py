@@ -486,8 +486,11 @@ class Client:
     def websocket(self, pid: int, *, timeout: float | None = None) -> StreamSocket:
         """A websocket on ``/wstreams/<pid>`` (needs the ``websocket-client`` package).
 
-        The handshake carries the token like any request; a refused handshake
-        (401, 403, 421, 429...) raises the same ``GafferError`` as a refused call.
+        The handshake carries the token like any request. A handshake answered
+        with an HTTP error (401, 403, 421, 429...) raises the same ``GafferError``
+        as a refused call; gafferd itself refuses after the upgrade (gevent-websocket
+        upgrades before the app runs), so there the first message is
+        ``{"error": code}`` and the socket closes with 1008, as for an unknown pid.
         """
         path = f"/wstreams/{int(pid)}"
         base = "http://localhost" if self._uds is not None else self._base

@@ -1,10 +1,11 @@
 """How the client reports failures: the server's error codes as ``GafferError`` classes.
 
-Besides the catalogue of ``gaffer_gevent.errors`` (which the server renders),
-gafferd's authentication answers (401, 403, 421, 429) have classes here, so a
-refused token or a throttled address is one line in the CLIs, not a traceback.
-None of them ever holds the token: messages come from the server's ``reason``
-or from this module.
+The classes are the catalogue of ``gaffer_gevent.errors`` (which the server
+renders), so ``except errors.NotAllowed`` works on both sides of the wire; for
+gafferd's authentication answers (401, 403, 429) the client raises subclasses
+that add what it knows (was a token sent? when to retry?), so a refused token
+or a throttled address is one line in the CLIs, not a traceback. None of them
+ever holds the token: messages come from the server's ``reason`` or from here.
 """
 
 from __future__ import annotations
@@ -31,14 +32,13 @@ class TokenError(ValueError):
     """A token (or token file) that cannot be sent; the message never contains the token."""
 
 
-class Unauthorized(GafferError):
+class Unauthorized(errors.Unauthorized):
     """401: no token, or one gafferd does not know (never issued, or removed from its config).
 
     ``token_sent`` tells the two apart, so the CLIs can say how to give a token
-    only when none was given.
+    only when none was given. The message is the client's own: it knows which
+    of the two happened, and the server's reason speaks HTTP, not options.
     """
-
-    status, code = 401, "unauthorized"
 
     def __init__(self, message: str = "", *, token_sent: bool = False) -> None:
         if not message:
@@ -51,28 +51,17 @@ class Unauthorized(GafferError):
         self.token_sent = token_sent
 
 
-class AccessForbidden(GafferError):
-    """403: the token is known, but its role or scope does not allow this request."""
-
-    status, code = 403, "forbidden"
+class AccessForbidden(errors.NotAllowed):
+    """403 ``forbidden``: the token is known, but its role or scope does not allow this."""
 
 
-class ForbiddenOrigin(GafferError):
-    """403: a browser ``Origin`` gafferd does not allow (``cors_origins``)."""
-
-    status, code = 403, "forbidden_origin"
-
-
-class MisdirectedRequest(GafferError):
-    """421: the ``Host`` header names neither a bound address nor one of ``server_names``."""
-
-    status, code = 421, "misdirected_request"
+#: 403 ``forbidden_origin`` and 421 ``misdirected_request``: the catalogue's own classes.
+ForbiddenOrigin = errors.ForbiddenOrigin
+MisdirectedRequest = errors.MisdirectedRequest
 
 
-class TooManyFailures(GafferError):
+class TooManyFailures(errors.TooManyFailures):
     """429: too many failed authentications from this address; ``retry_after`` in seconds."""
-
-    status, code = 429, "too_many_failures"
 
     def __init__(self, message: str = "", *, retry_after: int | None = None) -> None:
         if retry_after is not None:
@@ -90,7 +79,7 @@ _AUTH_MESSAGES: dict[str, str] = {
 }
 
 # code -> class, from the catalogue in errors.py, so the catalogue lives in one place; the
-# authentication answers above come last, so they win if the catalogue gains the same codes.
+# client's subclasses above (which carry what the client knows) replace their bases.
 _ERRORS_BY_CODE: dict[str, type[GafferError]] = {
     cls.code: cls
     for cls in vars(errors).values()
@@ -137,7 +126,7 @@ def error_from_body(
             429: TooManyFailures.code,
         }.get(status, f"http_{status}")
     if code == Unauthorized.code:
-        return Unauthorized(reason, token_sent=token_sent)
+        return Unauthorized(token_sent=token_sent)
     if code == TooManyFailures.code:
         retry = retry_after_seconds((headers or {}).get("retry-after"))
         return TooManyFailures(reason or _AUTH_MESSAGES[code], retry_after=retry)

@@ -114,6 +114,8 @@ class StreamSocket:
 
     def close(self) -> None:
         self.ws.close()
+        # close() skips the socket once the server closed first (as gafferd does on a refusal).
+        self.ws.shutdown()  # type: ignore[no-untyped-call]
 
     def __enter__(self) -> StreamSocket:
         return self

@@ -7,8 +7,10 @@ pid) in teardown, which also stops every process it runs.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -117,6 +119,38 @@ def stop_process(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
 def gafferd(tmp_path: Path) -> Iterator[Daemon]:
     daemon = start_gafferd(tmp_path)
     yield daemon
+    stop_process(daemon.proc)
+
+
+def token_section(name: str, role: str, token: str, scope: str = "") -> str:
+    """A ``[token:NAME]`` section as the README documents it (the hash, never the token)."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    section = f"[token:{name}]\nrole = {role}\nhash = sha256:{digest}\n"
+    return section + (f"scope = {scope}\n" if scope else "") + "\n"
+
+
+@dataclass
+class SecuredDaemon(Daemon):
+    """gafferd with one token per role (``tokens["read"]``...) and a scoped operate token."""
+
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def client(self, role: str | None = "admin") -> Client:  # type: ignore[override]
+        token = None if role is None else self.tokens[role]
+        return Client(self.url, token=token, timeout=10)
+
+
+@pytest.fixture
+def secured_gafferd(tmp_path: Path) -> Iterator[SecuredDaemon]:
+    """gafferd that answers 401 without a token; template ``x`` (the ticker) runs."""
+    tokens = {role: secrets.token_urlsafe(32) for role in ("read", "stdin", "operate", "admin")}
+    tokens["scoped"] = secrets.token_urlsafe(32)
+    config = f"[process:x]\ncmd = {sys.executable}\nargs = -u {TICKER}\ngraceful_timeout = 1\n"
+    config += "redirect_output = stdout\nredirect_input = true\n\n"
+    config += "".join(token_section(f"{r}-token", r, t) for r, t in tokens.items() if r != "scoped")
+    config += token_section("web-ops", "operate", tokens["scoped"], "web:*")
+    daemon = start_gafferd(tmp_path, config=config)
+    yield SecuredDaemon(daemon.url, daemon.proc, daemon.log, tokens)
     stop_process(daemon.proc)
 
 
