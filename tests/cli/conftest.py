@@ -31,6 +31,7 @@ BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
 TICKER = str(HERE / "child_ticker.py")
 ECHO = str(HERE / "child_echo.py")
+ECHO_CLIENT = HERE.parent.parent / "examples" / "echo_client.py"
 LISTENING = re.compile(r"gafferd: listening on (\S+)")
 
 

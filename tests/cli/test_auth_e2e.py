@@ -9,14 +9,26 @@ giving a token works, a token without the role is refused in one line.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from gaffer_gevent.client import AccessForbidden, Unauthorized
+from gaffer_gevent.client import AccessForbidden, Client, TooManyFailures, Unauthorized
 
 from ..certs import TestCA
-from .conftest import SecuredDaemon, one_line, run_script, start_gafferd, stop_process, wait_for
+from .conftest import (
+    ECHO_CLIENT,
+    SecuredDaemon,
+    one_line,
+    run_script,
+    start_gafferd,
+    stop_process,
+    wait_for,
+)
 
 
 def ctl(daemon: SecuredDaemon, *args: str, env: dict[str, str] | None = None):
@@ -142,3 +154,48 @@ def test_gafferctl_with_a_private_ca_and_a_client_certificate(tmp_path: Path):
         assert result.code == 3 and "CERTIFICATE_VERIFY_FAILED" in one_line(result.err)
     finally:
         stop_process(daemon.proc)
+
+
+def test_too_many_failures_is_one_line_with_the_wait(secured_gafferd: SecuredDaemon):
+    with Client(secured_gafferd.url, token="wrong", timeout=10) as client:
+        for _ in range(25):
+            try:
+                client.processes()
+            except TooManyFailures as exc:
+                assert exc.retry_after is not None and 0 < exc.retry_after <= 60
+                break
+            except Unauthorized:
+                continue
+        else:
+            pytest.fail("gafferd never throttled 25 failed authentications")
+    result = ctl(secured_gafferd, "--token", "wrong", "processes")
+    assert result.code == 1
+    assert re.fullmatch(
+        r"gafferctl: too_many_failures: too many failed authentications \(retry in \d+ s\)",
+        one_line(result.err),
+    )
+
+
+def test_echo_client_example_with_a_token(secured_gafferd: SecuredDaemon):
+    with secured_gafferd.client("read") as reader:
+        (pid,) = wait_for(lambda: reader.pids("x"))
+
+    def echo_client(*args: str, env: dict[str, str] | None = None):
+        return subprocess.run(
+            [sys.executable, str(ECHO_CLIENT), "--url", secured_gafferd.url.replace("http", "ws"),
+             str(pid), *args],
+            capture_output=True, text=True, timeout=20,
+            env={**{k: v for k, v in os.environ.items() if k != "GAFFER_TOKEN"}, **(env or {})},
+        )  # fmt: skip
+
+    result = echo_client("--token", secured_gafferd.tokens["stdin"])
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"Received '(tick|start)", result.stdout), result.stdout
+    result = echo_client(env={"GAFFER_TOKEN": secured_gafferd.tokens["stdin"]})
+    assert result.returncode == 0, result.stderr
+    result = echo_client()
+    assert result.returncode == 1
+    assert result.stderr == "the server refused: unauthorized\n"
+    result = echo_client("--token", secured_gafferd.tokens["read"])
+    assert result.returncode == 1
+    assert result.stderr == "the server refused: forbidden\n"

@@ -20,11 +20,9 @@ from pathlib import Path
 import pytest
 
 from ..helpers import self_signed_cert
-from .conftest import one_line, run_script
+from .conftest import ECHO_CLIENT, one_line, run_script
 from .recorder import Answer, Recorder
 
-REPO = Path(__file__).resolve().parents[2]
-ECHO_CLIENT = REPO / "examples" / "echo_client.py"
 TOKEN = secrets.token_urlsafe(32)
 
 
