@@ -161,7 +161,7 @@ priority = 7
 flapping = 3
 buffer_size = 64KB
 stdout_logfile = out.log
-stderr_logfile = /var/log/err.log
+stderr_logfile = logs/err.log
 logfile_maxbytes = 50MB
 logfile_backups = 3
 logfile_rotate_daily = true
@@ -186,7 +186,7 @@ logfile_rotate_daily = true
         "flapping": {"attempts": 3},
         "buffer_size": 65536,
         "stdout_logfile": "out.log",
-        "stderr_logfile": "/var/log/err.log",
+        "stderr_logfile": "logs/err.log",
         "logfile_maxbytes": 50 * 1024 * 1024,
         "logfile_backups": 3,
         "logfile_rotate_daily": True,
@@ -561,14 +561,14 @@ E = "[gaffer]\nhttp_endpoints = e\n[endpoint:e]\n"  # a listed endpoint to fill 
         ("[gaffer]\nstdin_max_body = big\n", "[gaffer] stdin_max_body", "'big' is not a size"),
         ("[webhooks]\ncreate =\n", "[webhooks] create", "needs a URL"),
         # refused by ProcessTemplate.from_json, named by its field
-        (A + "numprocesses = -1\n", "[process:a] numprocesses", "numprocesses must be an integer"),
+        (A + "numprocesses = -1\n", "[process:a] numprocesses", "numprocesses must be between"),
         (A + "uid = no-such-user-here\n", "[process:a] uid", "unknown uid"),
         (A + "redirect_output = out,,err\n", "[process:a] redirect_output", "redirect_output"),
         (A + "args = 'unclosed\n", "[process:a] args", "args: "),
         ("[process:a]\ncmd = 'unclosed\n", "[process:a] cmd", "cmd: "),
         (A + "buffer_size = 10\n", "[process:a] buffer_size", "buffer_size must be"),
-        ("[process:a.b]\ncmd = x\n", "[process:a.b]", "name must not contain"),
-        ("[process:123]\ncmd = x\n", "[process:123]", "name must not contain"),
+        ("[process:a.b]\ncmd = x\n", "[process:a.b]", "name 'a.b' must not contain '.'"),
+        ("[process:123]\ncmd = x\n", "[process:123]", "name '123' must not be all digits"),
         # endpoints
         ("[gaffer]\nhttp_endpoints = e\n", "[gaffer] http_endpoints", "lists 'e' but there is no"),
         (
