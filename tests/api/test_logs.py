@@ -127,7 +127,9 @@ def test_rotation_keeps_the_configured_number_of_files(
                            logfile_maxbytes=2048, logfile_backups=3))  # fmt: skip
     path = tmp_path / "k.log"
     wait_for(lambda: path.exists() and path.read_bytes().endswith(b"line %d\n" % lines))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.log", "k.log.1", "k.log.2", "k.log.3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".gaffer-logfiles.json", "k.log", "k.log.1", "k.log.2", "k.log.3",
+    ]  # fmt: skip
     kept = numbers_in(on_disk(path, 3))
     assert kept == list(range(kept[0], lines + 1))
     assert numbers_in(logs(client, "k").content) == kept
