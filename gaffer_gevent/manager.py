@@ -35,10 +35,16 @@ log = logging.getLogger(__name__)
 
 #: Respawns of a template whose program cannot even be started are spaced this far apart.
 SPAWN_FAILURE_DELAY = 1.0
-#: Processes spawned in one go before the manager yields to the hub (requests, signals,
-#: exits): about 20 ms of vfork/exec here. A template of up to this many is up when the
-#: call that started it returns.
+#: Processes spawned at once by the call that wants them (about 20 ms of vfork/exec
+#: here): a template of up to this many is up when that call returns.
 SPAWN_BATCH = 32
+#: Beyond that, the spawner greenlet spawns for at most this long (at least one process)
+#: before it yields to the hub, so requests, signals and exits wait no longer than this.
+SPAWN_SLICE = 0.005
+#: The pause between two batches. A timer, not ``sleep(0)``: gevent runs callbacks that
+#: were queued while it ran callbacks in the same turn, so ``sleep(0)`` would let the
+#: spawner run on without the loop ever polling sockets.
+SPAWN_PAUSE = 0.001
 
 OutputListener = Callable[[str, int, str, bytes], None]
 
@@ -300,20 +306,23 @@ class Manager:
             return
         self._reap(state)
 
-    def _spawn_slice(self, state: TemplateState) -> bool:
-        """Spawn one batch; True when no process is missing any more."""
+    def _spawn_slice(self, state: TemplateState, budget: float | None = None) -> bool:
+        """Spawn one batch, or for ``budget`` seconds; True when no process is missing."""
+        deadline = None if budget is None else time.monotonic() + budget
         for _ in range(min(state.missing, SPAWN_BATCH)):
             self._spawn(state)
+            if deadline is not None and time.monotonic() > deadline:
+                break
         return state.missing <= 0
 
     def _spawn_rest(self, state: TemplateState) -> None:
         """The spawner: one slice per loop turn, so the hub serves everyone in between."""
         try:
             while True:
-                gevent.sleep(0)
+                gevent.sleep(SPAWN_PAUSE)
                 if state.stopped or self.states.get(state.template.name) is not state:
                     return
-                if self._spawn_slice(state):
+                if self._spawn_slice(state, SPAWN_SLICE):
                     break
         finally:
             if state.spawner is gevent.getcurrent():
