@@ -17,6 +17,7 @@ from gaffer_gevent.config import (
     parse_config,
 )
 from gaffer_gevent.errors import ConfigError
+from gaffer_gevent.limits import ProcessLimits
 
 SPEC_EXAMPLE = """\
 [gaffer]
@@ -569,6 +570,39 @@ E = "[gaffer]\nhttp_endpoints = e\n[endpoint:e]\n"  # a listed endpoint to fill 
         (A + "buffer_size = 10\n", "[process:a] buffer_size", "buffer_size must be"),
         ("[process:a.b]\ncmd = x\n", "[process:a.b]", "name 'a.b' must not contain '.'"),
         ("[process:123]\ncmd = x\n", "[process:123]", "name '123' must not be all digits"),
+        # bounds (issue 12): confined log files, ASCII digits, finite numbers, the limits
+        (A + "stdout_logfile = /etc/shadow\n", "[process:a] stdout_logfile", "stdout_logfile must"),
+        (A + "stderr_logfile = ../x.log\n", "[process:a] stderr_logfile", "stderr_logfile must"),
+        (
+            A + "numprocesses = \u0661\u0662\n",
+            "[process:a] numprocesses",
+            "'\u0661\u0662' is not an",
+        ),
+        (A + "numprocesses = 1_0\n", "[process:a] numprocesses", "'1_0' is not an integer"),
+        (A + "graceful_timeout = 1_0\n", "[process:a] graceful_timeout", "'1_0' is not a finite"),
+        (A + "graceful_timeout = 1e308\n", "[process:a] graceful_timeout", "graceful_timeout must"),
+        (A + "uid = \u00b2\n", "[process:a] uid", "unknown uid '\u00b2'"),
+        (A + "gid = 18446744073709551616\n", "[process:a] gid", "gid must be an id from 0"),
+        (A + "numprocesses = 1025\n", "[process:a] numprocesses", "numprocesses must be <= 1024"),
+        (A + "buffer_size = 65MB\n", "[process:a] buffer_size", "buffer_size must be <= 67108864"),
+        (
+            "[gaffer]\nmax_processes = 2\n" + A + "numprocesses = 3\n",
+            "[process:a] numprocesses",
+            "numprocesses must be <= 2 (max_processes)",
+        ),
+        (
+            "[gaffer]\nmax_total_processes = 3\n" + A + "numprocesses = 2\n"
+            "[process:b]\ncmd = x\nnumprocesses = 2\n",
+            "[process:b] numprocesses",
+            "numprocesses 2 would make 4 processes in all",
+        ),
+        ("[gaffer]\nmax_processes = 0\n", "[gaffer] max_processes", "must be >= 1"),
+        (
+            "[gaffer]\nmax_total_processes = \u00b2\n",
+            "[gaffer] max_total_processes",
+            "'\u00b2' is not",
+        ),
+        ("[gaffer]\nmax_buffer_size = 10\n", "[gaffer] max_buffer_size", "must be >= 1024"),
         # endpoints
         ("[gaffer]\nhttp_endpoints = e\n", "[gaffer] http_endpoints", "lists 'e' but there is no"),
         (
@@ -585,6 +619,12 @@ E = "[gaffer]\nhttp_endpoints = e\n[endpoint:e]\n"  # a listed endpoint to fill 
 def test_errors_name_file_section_and_key(text: str, where: str, message: str) -> None:
     expected = f"gafferd.ini: {where}: {message}" if where else f"gafferd.ini: {message}"
     assert str(error(text)).startswith(expected)
+
+
+def test_process_limits_come_from_the_gaffer_section() -> None:
+    assert parse("").limits == ProcessLimits(1024, 4096, 64 * 1024 * 1024)
+    text = "[gaffer]\nmax_processes = 10\nmax_total_processes = 20\nmax_buffer_size = 2MB\n"
+    assert parse(text).limits == ProcessLimits(10, 20, 2 * 1024 * 1024)
 
 
 def test_error_carries_its_location_as_attributes() -> None:
