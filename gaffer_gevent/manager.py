@@ -307,10 +307,16 @@ class Manager:
         self._reap(state)
 
     def _spawn_slice(self, state: TemplateState, budget: float | None = None) -> bool:
-        """Spawn one batch, or for ``budget`` seconds; True when no process is missing."""
+        """Spawn one batch, or for ``budget`` seconds; True when spawning is over for now.
+
+        It is over when no process is missing, or as soon as one spawn fails
+        (EMFILE, EAGAIN, a missing program): the failed process's exit retries a
+        second later, so a failing template costs one attempt a second, not a loop.
+        """
         deadline = None if budget is None else time.monotonic() + budget
         for _ in range(min(state.missing, SPAWN_BATCH)):
-            self._spawn(state)
+            if self._spawn(state).spawn_error is not None:
+                return True
             if deadline is not None and time.monotonic() > deadline:
                 break
         return state.missing <= 0
@@ -327,7 +333,7 @@ class Manager:
         finally:
             if state.spawner is gevent.getcurrent():
                 state.spawner = None
-        self.reconcile(state)
+        self._reap(state)  # scaled down meanwhile (exits meanwhile were spawned for)
 
     def _spawn(self, state: TemplateState) -> Process:
         self._last_pid += 1
