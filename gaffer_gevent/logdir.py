@@ -50,6 +50,7 @@ class LogDir:
 
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(os.path.expanduser(root))
+        self._prefix = os.path.join(self.root, "")  # "/var/log/" (and "/" for the root)
         self.ledger_path = os.path.join(self.root, LEDGER_NAME)
         self.owners: dict[str, str] = {}  # path relative to root -> template name
         self._lock = _allocate_lock()
@@ -60,7 +61,7 @@ class LogDir:
     def path(self, relative: str) -> str:
         """The absolute path of a template's log file (already validated as relative)."""
         path = os.path.normpath(os.path.join(self.root, relative))
-        if not path.startswith(self.root + os.sep):
+        if not path.startswith(self._prefix) or path == self.root:
             raise NotOurs(f"{relative!r} is outside the log directory {self.root}")
         return path
 
@@ -116,7 +117,7 @@ class LogDir:
     def check_inside(self, path: str) -> None:
         """``NotOurs`` unless the directory of ``path``, all symlinks resolved, is inside."""
         parent = os.path.realpath(os.path.dirname(path))
-        if parent != self.root and not parent.startswith(self.root + os.sep):
+        if parent != self.root and not parent.startswith(self._prefix):
             raise NotOurs(f"{path} resolves outside the log directory {self.root}")
 
 

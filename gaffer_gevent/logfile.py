@@ -59,7 +59,7 @@ def regular(fd: int) -> int:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise PermissionError(f"not a regular file (fd {fd})")
-    if os.get_blocking(fd) is False:
+    if not os.get_blocking(fd):  # opened O_NONBLOCK so that a FIFO could not hold the open
         os.set_blocking(fd, True)
     return fd
 
