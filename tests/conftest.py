@@ -27,7 +27,6 @@ from gaffer_gevent.server import make_servers  # noqa: E402
 
 from .helpers import wait_for  # noqa: E402
 
-
 # A shell starts background jobs (`make test &`) with SIGINT ignored, and an ignored signal stays
 # ignored across exec: the gafferd and CLI children the tests stop with SIGINT would never see it.
 # A handler (unlike SIG_IGN) is reset to the default in every child.
