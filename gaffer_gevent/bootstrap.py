@@ -47,6 +47,7 @@ def build_manager(
         buffer_size=config.stream_buffer_size,
         stdin_queue_size=config.stdin_queue_size,
         output_listener=output_listener,
+        limits=config.limits,
     )
 
 
@@ -91,25 +92,31 @@ def apply_templates(
     unchanged ones left running untouched. Templates created over HTTP are
     never in ``applied``, so a reload leaves them alone.
     """
+    from .errors import GafferError
     from .template import ProcessTemplate
 
     applied = applied or {}
     say = log or (lambda message: None)
     wanted = {p.name: p for p in config.processes}
+    now: Applied = {name: dict(body) for name, body in applied.items()}
     for name in applied:
         if name not in wanted and name in manager.states:
             manager.remove_template(name)
             say(f"removed {name}")
     for proc in config.processes:  # already in priority order
         body = proc.body
-        template = ProcessTemplate.from_json(body)
         start = body.get("start", True) is not False
-        if proc.name not in manager.states:
-            manager.add_template(template, start=start)
-        elif applied.get(proc.name) != body:
-            manager.update_template(template, start=start)
-            say(f"updated {proc.name}")
-    return {p.name: p.body for p in config.processes}
+        try:
+            template = ProcessTemplate.from_json(body)
+            if proc.name not in manager.states:
+                manager.add_template(template, start=start)
+            elif applied.get(proc.name) != body:
+                manager.update_template(template, start=start)
+                say(f"updated {proc.name}")
+            now[proc.name] = body
+        except GafferError as exc:  # e.g. templates added over HTTP left no room for it
+            say(f"cannot apply [{proc.section}]: {exc.message}")
+    return {name: body for name, body in now.items() if name in wanted}
 
 
 @dataclass

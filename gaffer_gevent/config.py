@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .auth import ClientSpec, Role, TokenSpec, parse_hash, parse_scope
-from .errors import ConfigError, InvalidProcessInfo
+from .errors import ConfigError, GafferError
+from .limits import (
+    DEFAULT_MAX_BUFFER_SIZE,
+    DEFAULT_MAX_PROCESSES,
+    DEFAULT_MAX_TOTAL_PROCESSES,
+    MIN_BUFFER_SIZE,
+    ProcessLimits,
+)  # fmt: skip
 from .signing import Secret, parse_hook
 from .template import ProcessTemplate
 
@@ -33,7 +40,8 @@ CLIENT_CERT_MODES = ("none", "optional", "required")
 # configparser would fold [DEFAULT] into every section and hide where a key
 # came from; we read it as an ordinary section and apply it ourselves.
 _RAW_DEFAULT = "\0"
-_SIZE = re.compile(r"\s*(\d+)\s*(kb|mb|gb)?\s*", re.IGNORECASE)
+_SIZE = re.compile(r"\s*([0-9]{1,18})\s*(kb|mb|gb)?\s*", re.IGNORECASE)
+_INT = re.compile(r"\s*-?[0-9]{1,18}\s*")
 _SIZE_UNITS = {None: 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 _FLAPPING_KEYS = ("attempts", "window", "retry_in", "max_retry")
 
@@ -142,6 +150,7 @@ class DaemonConfig:
     plugins_dir: str | None = None
     #: URL -> the secret that signs every POST to it (``[webhooks]`` lines with a secret).
     webhook_secrets: dict[str, Secret] = field(default_factory=dict)
+    limits: ProcessLimits = field(default_factory=ProcessLimits)
 
 
 # -- value converters: each raises ValueError with a message for the user ----
@@ -160,6 +169,8 @@ def _as(parse: Callable[[str], T], what: str) -> Callable[[str], T]:
 
 
 def _finite(value: str) -> float:
+    if not value.isascii() or "_" in value:
+        raise ValueError(value)  # float() takes other scripts' digits and "1_0"
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(value)
@@ -175,7 +186,15 @@ def _bytes(value: str) -> int:
 
 
 _bool = _as(lambda v: configparser.ConfigParser.BOOLEAN_STATES[v.strip().lower()], "a boolean")
-_int = _as(int, "an integer")
+
+
+def _ascii_int(value: str) -> int:
+    if not _INT.fullmatch(value):
+        raise ValueError(value)  # int() takes other scripts' digits, "1_000", 5,000 digits
+    return int(value)
+
+
+_int = _as(_ascii_int, "an integer")
 _float = _as(_finite, "a finite number")
 _size = _as(_bytes, "a size in bytes (e.g. 4096, 64KB, 50MB, 1GB)")
 
@@ -238,6 +257,7 @@ GAFFER_KEYS = frozenset(
         "http_endpoints", "plugins_dir", "include", "include_dir", "cors_origins",
         "stream_buffer_size", "stdin_max_body", "stdin_queue_size", "log_dir",
         "server_names", "allow_unauthenticated", "socket_mode", *CONNECTION_KEYS,
+        "max_processes", "max_total_processes", "max_buffer_size",
     }
 )  # fmt: skip
 ENDPOINT_KEYS = frozenset({"bind", "certfile", "keyfile", "backlog", "ca_certs", "client_cert"})
@@ -472,11 +492,11 @@ def _apply_env(src: _Source, processes: dict[str, ProcessConfig]) -> None:
             processes[name].body["env"] = {key.upper(): value for key, value in values.items()}
 
 
-def _validate(src: _Source, process: ProcessConfig) -> None:
+def _validate(src: _Source, process: ProcessConfig) -> ProcessTemplate:
     """Refuse here what POST /processes would refuse, naming the key."""
     try:
-        ProcessTemplate.from_json(process.body)
-    except InvalidProcessInfo as exc:
+        return ProcessTemplate.from_json(process.body)
+    except GafferError as exc:
         key = exc.field if exc.field in PROCESS_KEYS else None
         section = f"env:{process.name}" if exc.field == "env" else process.section
         raise src.error(exc.message, section, key) from None
@@ -521,8 +541,15 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
             if process is not None:
                 processes[process.name] = process
     _apply_env(src, processes)
+    limits = _limits(src, gaffer)
+    total = 0
     for process in processes.values():
-        _validate(src, process)
+        template = _validate(src, process)
+        try:
+            limits.check(template.numprocesses, template.buffer_size, total)
+        except GafferError as exc:
+            raise src.error(exc.message, process.section, exc.field) from None
+        total += template.numprocesses
     webhooks, webhook_secrets = _webhooks(src)
     cors = _list(gaffer.get("cors_origins", ""))
     tokens, clients = _credentials(src)
@@ -549,7 +576,25 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         stdin_queue_size=size("stdin_queue_size"),
         log_dir=gaffer.get("log_dir") or None,
         plugins_dir=gaffer.get("plugins_dir") or None,
+        limits=limits,
     )
+
+
+def _limits(src: _Source, gaffer: dict[str, str]) -> ProcessLimits:
+    """``max_processes``, ``max_total_processes`` and ``max_buffer_size`` of [gaffer]."""
+    values = {
+        "max_processes": src.convert("gaffer", gaffer, "max_processes", _int,
+                                     DEFAULT_MAX_PROCESSES),
+        "max_total_processes": src.convert("gaffer", gaffer, "max_total_processes", _int,
+                                           DEFAULT_MAX_TOTAL_PROCESSES),
+        "max_buffer_size": src.convert("gaffer", gaffer, "max_buffer_size", _size,
+                                       DEFAULT_MAX_BUFFER_SIZE),
+    }  # fmt: skip
+    for key, minimum in (("max_processes", 1), ("max_total_processes", 1),
+                         ("max_buffer_size", MIN_BUFFER_SIZE)):  # fmt: skip
+        if values[key] < minimum:
+            raise src.error(f"must be >= {minimum}", "gaffer", key)
+    return ProcessLimits(**values)
 
 
 def parse_config(text: str, *, path: str = "<config>") -> DaemonConfig:

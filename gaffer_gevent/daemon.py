@@ -152,7 +152,10 @@ class Daemon:
         self.applied: dict[str, dict[str, Any]] = {}
 
     def log(self, message: str) -> None:
-        print(f"gafferd: {message}", file=sys.stderr, flush=True)
+        """One line of gafferd's own log; control characters in it are escaped."""
+        from .limits import printable
+
+        print(f"gafferd: {printable(message)}", file=sys.stderr, flush=True)
 
     def load(self) -> DaemonConfig:
         from .bootstrap import load
@@ -174,7 +177,7 @@ class Daemon:
             endpoints = self._endpoints(config)
             exposed = self._exposed(config, endpoints)
         except (ConfigError, BindError) as exc:
-            print(f"gafferd: {exc}", file=sys.stderr)
+            self.log(str(exc))
             return EXIT_CONFIG
         if exposed and not self._allow_unauthenticated(config):
             print(f"gafferd: {refusal(exposed)}", file=sys.stderr)
@@ -198,7 +201,7 @@ class Daemon:
         try:
             manager = self._start(config, endpoints)
         except (ConfigError, OSError) as exc:
-            print(f"gafferd: {exc}", file=sys.stderr)
+            self.log(str(exc))
             self._cleanup_pidfile()
             return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
         try:
@@ -353,9 +356,12 @@ class Daemon:
         self.log(f"{event} {payload.get('name', '')} {details}".rstrip())
 
     def _echo_output(self, name: str, pid: int, label: str, data: bytes) -> None:
+        from .limits import printable
+
+        prefix = f"{printable(name)}[{pid}] {printable(label)} | "
         text = data.decode(errors="replace")
         for line in text.splitlines():
-            sys.stdout.write(f"{name}[{pid}] {label} | {line}\n")
+            sys.stdout.write(f"{prefix}{line}\n")
         sys.stdout.flush()
 
 

@@ -26,9 +26,10 @@ EventFilter = Callable[[str, dict[str, Any]], bool]
 #: Manager-level event names (spec 6.1); ``proc.<name>.<event>`` twins exist for some.
 MANAGER_EVENTS = (
     "create", "start", "stop", "update", "delete", "spawn", "reap", "exit", "stop_pid", "flap",
+    "spawn_error",
 )  # fmt: skip
 #: Events that also have a per-template ``proc.<name>.<event>`` twin.
-PROC_EVENTS = ("start", "stop", "spawn", "reap", "exit", "stop_pid")
+PROC_EVENTS = ("start", "stop", "spawn", "reap", "exit", "stop_pid", "spawn_error")
 
 
 def normalize_pattern(pattern: str) -> str:

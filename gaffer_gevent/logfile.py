@@ -5,6 +5,10 @@ like supervisord and logrotate), rotating by size at a line boundary and, if
 asked, when the local date changes. ``History`` reads a snapshot of the backups
 and the file forward from any line. Both are plain blocking calls: the daemon
 runs them on a thread (see ``logfiles``), never on the hub.
+
+Both reach the disk through an ``Opener``: the plain one never follows a
+symlink in the last component and creates files 0640; ``logdir.LogDir`` gives
+one that also confines them to the log directory and to files gafferd created.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import stat
 import time
 from collections.abc import Callable
 from typing import BinaryIO
@@ -20,6 +25,43 @@ Clock = Callable[[], float]
 
 #: Bytes read per call when serving history.
 READ_BLOCK = 64 * 1024
+#: Log files are created readable by their group, never by everyone.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
+_APPEND = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+
+
+class Opener:
+    """How a ``LogFile`` and a ``History`` open files: no symlink followed, created 0640."""
+
+    def append(self, path: str) -> int:
+        """A descriptor for appending (and ``pread``) to ``path``, created if missing."""
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, DIR_MODE, exist_ok=True)
+        return regular(os.open(path, _APPEND | os.O_CREAT, FILE_MODE))
+
+    def read(self, path: str) -> BinaryIO | None:
+        """``path`` opened for reading, or None when it does not exist."""
+        try:
+            fd = os.open(path, _READ)
+        except FileNotFoundError:
+            return None
+        return os.fdopen(regular(fd), "rb")
+
+    def check(self, path: str) -> None:
+        """Raise ``PermissionError`` if ``path`` may not be renamed or removed (here: never)."""
+
+
+def regular(fd: int) -> int:
+    """``fd`` if it is a regular file; a FIFO or a device is closed and refused."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PermissionError(f"not a regular file (fd {fd})")
+    if not os.get_blocking(fd):  # opened O_NONBLOCK so that a FIFO could not hold the open
+        os.set_blocking(fd, True)
+    return fd
 
 
 def line_cut(data: bytes, size: int, line_len: int, maxbytes: int) -> tuple[int, bool]:
@@ -65,8 +107,10 @@ class LogFile:
         backups: int = 10,
         daily: bool = False,
         clock: Clock = time.time,
+        opener: Opener | None = None,
     ) -> None:
         self.path = path
+        self.opener = opener or Opener()
         self.maxbytes = maxbytes
         self.backups = backups
         self.daily = daily
@@ -83,14 +127,10 @@ class LogFile:
         """Open for appending: a daemon restart continues the file it left."""
         if self.fd >= 0:
             return
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        self.fd = os.open(self.path, flags, 0o644)
+        self.fd = self.opener.append(self.path)
         st = os.fstat(self.fd)
         self.size = st.st_size
-        self.line_len = 0 if self.size == 0 or _last_byte(self.path) == b"\n" else 1
+        self.line_len = 0 if self.size == 0 or os.pread(self.fd, 1, self.size - 1) == b"\n" else 1
         # A file last written on an earlier day rotates at its first write today.
         self.day = datetime.date.fromtimestamp(st.st_mtime) if self.size else self.today()
 
@@ -135,6 +175,7 @@ class LogFile:
             self.day = self.today()
             return False
         self.close()
+        self.opener.check(self.path)
         if self.backups > 0:
             for n in range(self.backups - 1, 0, -1):
                 with contextlib.suppress(FileNotFoundError):
@@ -151,12 +192,6 @@ class LogFile:
         return True
 
 
-def _last_byte(path: str) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1)
-
-
 class History:
     """A snapshot of a log file and its backups, read forward from any line.
 
@@ -165,14 +200,18 @@ class History:
     Blocking: ``tail_start`` and ``read`` run in a thread.
     """
 
-    def __init__(self, path: str, backups: int) -> None:
+    def __init__(self, path: str | None, backups: int, opener: Opener | None = None) -> None:
+        """``path`` None: an empty history (nothing that may be read)."""
         self.files: list[tuple[BinaryIO, int]] = []
-        for name in backup_paths(path, backups):
-            try:
-                f = open(name, "rb")  # noqa: SIM115 (closed by close())
-            except FileNotFoundError:
-                continue
-            self.files.append((f, os.fstat(f.fileno()).st_size))
+        opener = opener or Opener()
+        try:
+            for name in backup_paths(path, backups) if path is not None else []:
+                f = opener.read(name)
+                if f is not None:
+                    self.files.append((f, os.fstat(f.fileno()).st_size))
+        except BaseException:
+            self.close()
+            raise
         self._index = 0
         self._offset = 0
 

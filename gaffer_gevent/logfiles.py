@@ -1,7 +1,10 @@
 """Log files: each redirected label of a template written to a file, rotated, read back later.
 
-A template's ``stdout_logfile`` / ``stderr_logfile`` name the files (relative
-paths are resolved against the daemon's ``log_dir``, or its working directory).
+A template's ``stdout_logfile`` / ``stderr_logfile`` name the files, relative to
+the daemon's ``log_dir`` (or its working directory) and confined to it: see
+``logdir``, which also keeps the ledger of the files gafferd created and for
+which template. A file belongs to one template: another template naming it is
+not written, read or rotated.
 On top of ``logfile.LogFile`` (one file and its backups, rotated at line
 boundaries; plain blocking calls, run in a thread), two pieces:
 
@@ -10,8 +13,8 @@ boundaries; plain blocking calls, run in a thread), two pieces:
   batch in one call on a small thread pool. The reader greenlet only sets an
   event (a stream sink), so a slow or stuck disk never stalls a child: the
   cursor falls behind the ring buffer and the file records a gap line instead.
-* ``LogFiles``: the writers of one manager, keyed by path (two templates naming
-  the same file share its writer), attached through ``Manager.spawn_hooks``. A
+* ``LogFiles``: the writers of one manager, keyed by path (the stdout and stderr
+  of one template may share a file), attached through ``Manager.spawn_hooks``. A
   writer outlives process generations, so the file stays open across respawns,
   and it is closed once the last template using it is removed.
 
@@ -36,6 +39,7 @@ from gevent.pool import Group
 from gevent.threadpool import ThreadPool
 
 from .errors import IoNotFound
+from .logdir import LogDir
 from .logfile import Clock, History, LogFile
 from .manager import Manager
 from .process import Process
@@ -57,8 +61,9 @@ IO_THREADS = 2
 class LogWriter:
     """One file's writer greenlet, fed by cursors on every process of its templates."""
 
-    def __init__(self, file: LogFile, pool: ThreadPool, group: Group) -> None:
+    def __init__(self, file: LogFile, pool: ThreadPool, group: Group, template: str) -> None:
         self.file = file
+        self.template = template  # the one template whose file this is
         self.pool = pool
         self.owners: set[tuple[str, str]] = set()  # (template name, label)
         self.subscriptions: list[Subscription] = []
@@ -184,6 +189,9 @@ class LogFiles:
         self.log_dir = os.path.abspath(os.path.expanduser(log_dir)) if log_dir else None
         self.clock = clock
         self.pool = ThreadPool(IO_THREADS)
+        self.logdir = LogDir(self.log_dir or os.getcwd())
+        self._refused: set[tuple[str, str]] = set()  # (template, path) already warned about
+        self.pool.apply(self.logdir.load)
         self.writers: dict[str, LogWriter] = {}  # by absolute path
         self.routes: dict[tuple[str, str], str] = {}  # (template, label) -> path
         self._group = Group()
@@ -197,8 +205,8 @@ class LogFiles:
     # -- paths ----------------------------------------------------------------
 
     def resolve(self, path: str) -> str:
-        path = os.path.expanduser(path)
-        return os.path.abspath(os.path.join(self.log_dir or os.getcwd(), path))
+        """The absolute path of a template's (relative, validated) log file path."""
+        return self.logdir.path(path)
 
     def paths(self, template: ProcessTemplate) -> dict[str, str]:
         """Label -> log file, for the labels a process of ``template`` really has.
@@ -235,18 +243,31 @@ class LogFiles:
             return
         for label, path in self.paths(process.template).items():
             stream = process.streams.get(label)
-            if stream is not None:
-                self._writer(process.name, label, path, process.template).follow(stream, process)
+            writer = self._writer(process.name, label, path, process.template)
+            if stream is not None and writer is not None:
+                writer.follow(stream, process)
 
-    def _writer(self, name: str, label: str, path: str, template: ProcessTemplate) -> LogWriter:
+    def _writer(
+        self, name: str, label: str, path: str, template: ProcessTemplate
+    ) -> LogWriter | None:
+        """The writer of ``path`` for template ``name``; None if the file is another's."""
         key = (name, label)
         old = self.routes.get(key)
         if old is not None and old != path:
             self._release(key, old)  # the template was updated to another file
         writer = self.writers.get(path)
+        owner = self.logdir.owner(path)
+        if owner not in (None, name) or (
+            writer is not None and not writer.closing and writer.template != name
+        ):
+            if (name, path) not in self._refused:  # once, not at every spawn
+                self._refused.add((name, path))
+                whose = owner or (writer.template if writer is not None else "?")
+                log.warning("%s: not writing %s, it belongs to %r", name, path, whose)
+            return None
         if writer is None or writer.closing:
-            log_file = LogFile(path, clock=self.clock)
-            writer = self.writers[path] = LogWriter(log_file, self.pool, self._group)
+            log_file = LogFile(path, clock=self.clock, opener=self.logdir.opener(name))
+            writer = self.writers[path] = LogWriter(log_file, self.pool, self._group, name)
         writer.file.maxbytes = template.logfile_maxbytes
         writer.file.backups = template.logfile_backups
         writer.file.daily = template.logfile_rotate_daily
@@ -284,19 +305,28 @@ class LogFiles:
         template = self.manager.get_template(name)
         rotated = []
         for label, path in self.paths(template).items():
-            if self._writer(name, label, path, template).rotate():
-                rotated.append(path)
+            writer = self._writer(name, label, path, template)
+            try:
+                if writer is not None and writer.rotate():
+                    rotated.append(path)
+            except OSError as exc:  # not ours (logdir.NotOurs), or the disk said no
+                log.warning("%s: cannot rotate %s: %s", name, path, exc)
         return rotated
 
     def history(self, name: str, label: str) -> History:
         """The files of ``label`` of template ``name``, opened as one snapshot."""
         template = self.manager.get_template(name)
         path = self.path_for(template, label)
+        if self.logdir.owner(path) != name:
+            if self.run(os.path.lexists, path):
+                raise IoNotFound(f"the {label} log file of {name!r} was not written by gafferd")
+            return History(None, 0)  # nothing written yet
+        opener = self.logdir.opener(name)
         writer = self.writers.get(path)
         if writer is None:
-            return self.run(History, path, template.logfile_backups)
+            return self.run(History, path, template.logfile_backups, opener)
         with writer.lock:  # not in the middle of a rotation
-            return self.run(History, path, template.logfile_backups)
+            return self.run(History, path, template.logfile_backups, opener)
 
     def run(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking file code on the I/O threads, leaving the hub free."""

@@ -4,6 +4,11 @@ Actions only change the desired state (the ``stopped`` flag, ``numprocesses``)
 and then call ``reconcile``, the one step that spawns missing processes and
 reaps extra ones. Every change is published on the event bus in the order of
 spec 6.2. Imports no Flask: the HTTP side lives in ``api``.
+
+Spawning is done in slices of a few milliseconds: many processes are started
+by a greenlet that yields to the hub between slices, so requests, signals and
+exits are served while a thousand processes start. ``ProcessLimits`` bound how
+many processes a template, and all of them, may ask for.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import gevent
 from .errors import BadValue, Conflict, NotFound
 from .events import EventBus
 from .flapping import FlappingPolicy, Verdict
+from .limits import MAX_INT_DIGITS, ProcessLimits, ascii_int, check_name
 from .process import DEFAULT_STDIN_QUEUE, SPAWN_FAILED, Process
 from .streams import DEFAULT_BUFFER_SIZE, Chunk
 from .template import ProcessTemplate
@@ -29,6 +35,16 @@ log = logging.getLogger(__name__)
 
 #: Respawns of a template whose program cannot even be started are spaced this far apart.
 SPAWN_FAILURE_DELAY = 1.0
+#: Processes spawned at once by the call that wants them (about 20 ms of vfork/exec
+#: here): a template of up to this many is up when that call returns.
+SPAWN_BATCH = 32
+#: Beyond that, the spawner greenlet spawns for at most this long (at least one process)
+#: before it yields to the hub, so requests, signals and exits wait no longer than this.
+SPAWN_SLICE = 0.005
+#: The pause between two batches. A timer, not ``sleep(0)``: gevent runs callbacks that
+#: were queued while it ran callbacks in the same turn, so ``sleep(0)`` would let the
+#: spawner run on without the loop ever polling sockets.
+SPAWN_PAUSE = 0.001
 
 OutputListener = Callable[[str, int, str, bytes], None]
 
@@ -43,6 +59,10 @@ class TemplateState:
     flapping: FlappingPolicy | None = None
     retry_timer: gevent.Greenlet[Any] | None = None
     respawn_timer: gevent.Greenlet[Any] | None = None
+    #: Spawns the rest of a large number of missing processes, slice by slice.
+    spawner: gevent.Greenlet[Any] | None = None
+    #: Processes a restart replaces: reaped once as many new ones run.
+    outgoing: set[Process] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.reset_flapping()
@@ -52,18 +72,26 @@ class TemplateState:
         self.flapping = None if cfg is None else FlappingPolicy(cfg)
 
     def cancel_timers(self) -> None:
-        for timer in (self.retry_timer, self.respawn_timer):
-            if timer is not None:
+        for timer in (self.retry_timer, self.respawn_timer, self.spawner):
+            if timer is not None and timer is not gevent.getcurrent():
                 timer.kill(block=False)
-        self.retry_timer = self.respawn_timer = None
+        self.retry_timer = self.respawn_timer = self.spawner = None
+
+    @property
+    def missing(self) -> int:
+        """How many processes to spawn: the new ones count, those a restart replaces do not."""
+        return self.template.numprocesses - (len(self.queue) - len(self.outgoing))
 
 
 def parse_signal(value: int | str) -> int:
     """A signal by number or name (``15``, ``TERM``, ``sigterm``); BadValue otherwise."""
     if isinstance(value, str):
         text = value.strip().upper()
-        if text.lstrip("-").isdigit():
-            value = int(text)
+        number = ascii_int(text)
+        if number is not None:
+            value = number
+        elif len(text) > MAX_INT_DIGITS or not text.isascii() or not text.isalnum():
+            raise BadValue(f"unknown signal {value[:MAX_INT_DIGITS]!r}")
         else:
             name = text if text.startswith("SIG") else "SIG" + text
             try:
@@ -86,9 +114,11 @@ class Manager:
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         stdin_queue_size: int = DEFAULT_STDIN_QUEUE,
         output_listener: OutputListener | None = None,
+        limits: ProcessLimits | None = None,
     ) -> None:
         self.bus = bus or EventBus()
         self.buffer_size = buffer_size
+        self.limits = limits or ProcessLimits()
         self.stdin_queue_size = stdin_queue_size
         self.output_listener = output_listener
         self.states: dict[str, TemplateState] = {}
@@ -103,9 +133,11 @@ class Manager:
     # -- lookups ------------------------------------------------------------
 
     def state(self, name: str) -> TemplateState:
+        """The template's state; a name that could never be created is a BadValue."""
         try:
             return self.states[name]
         except KeyError:
+            check_name(name)
             raise NotFound(f"no template named {name!r}") from None
 
     def get_template(self, name: str) -> ProcessTemplate:
@@ -148,6 +180,7 @@ class Manager:
         """Register a template (409 if the name exists) and start it unless told not to."""
         if template.name in self.states:
             raise Conflict(f"template {template.name!r} exists")
+        self._check_limits(template, template.numprocesses)
         state = TemplateState(template)
         self.states[template.name] = state
         if template.group:
@@ -160,6 +193,7 @@ class Manager:
     def update_template(self, template: ProcessTemplate, *, start: bool = True) -> None:
         """PUT semantics (spec 4.5 [R]): stop, replace, then start afresh."""
         state = self.state(template.name)
+        self._check_limits(template, template.numprocesses)
         self._stop(state)
         state.template = template
         state.reset_flapping()
@@ -203,6 +237,7 @@ class Manager:
         """numprocesses += delta (clamped at 0); returns the new value."""
         state = self.state(name)
         tpl = state.template
+        self._check_limits(tpl, max(0, tpl.numprocesses + delta))
         tpl.numprocesses = max(0, tpl.numprocesses + delta)
         tpl.settings["numprocesses"] = tpl.numprocesses
         self.bus.publish("update", name=name)
@@ -213,6 +248,15 @@ class Manager:
         signum = parse_signal(sig)
         for process in list(self.state(name).queue):
             process.send_signal(signum)
+
+    def _check_limits(self, template: ProcessTemplate, numprocesses: int) -> None:
+        """BadValue if ``template`` with ``numprocesses`` would break the manager's limits."""
+        others = sum(
+            state.template.numprocesses
+            for name, state in self.states.items()
+            if name != template.name
+        )
+        self.limits.check(numprocesses, template.buffer_size, others)
 
     # -- single processes ---------------------------------------------------
 
@@ -247,12 +291,49 @@ class Manager:
     # -- the reconcile step -------------------------------------------------
 
     def reconcile(self, state: TemplateState) -> None:
-        """Bring a non-stopped template to numprocesses: spawn the missing, reap the extra."""
+        """Bring a non-stopped template to numprocesses: spawn the missing, reap the extra.
+
+        One slice of spawns happens at once (a small template is up when this
+        returns); more are left to the template's spawner greenlet, which
+        reconciles again when it is done.
+        """
         if state.stopped or self.states.get(state.template.name) is not state:
             return
-        while len(state.queue) < state.template.numprocesses:
-            self._spawn(state)
+        if state.spawner is not None:
+            return  # it reconciles when it is done
+        if not self._spawn_slice(state):
+            state.spawner = gevent.spawn(self._spawn_rest, state)
+            return
         self._reap(state)
+
+    def _spawn_slice(self, state: TemplateState, budget: float | None = None) -> bool:
+        """Spawn one batch, or for ``budget`` seconds; True when spawning is over for now.
+
+        It is over when no process is missing, or as soon as one spawn fails
+        (EMFILE, EAGAIN, a missing program): the failed process's exit retries a
+        second later, so a failing template costs one attempt a second, not a loop.
+        """
+        deadline = None if budget is None else time.monotonic() + budget
+        for _ in range(min(state.missing, SPAWN_BATCH)):
+            if self._spawn(state).spawn_error is not None:
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        return state.missing <= 0
+
+    def _spawn_rest(self, state: TemplateState) -> None:
+        """The spawner: one slice per loop turn, so the hub serves everyone in between."""
+        try:
+            while True:
+                gevent.sleep(SPAWN_PAUSE)
+                if state.stopped or self.states.get(state.template.name) is not state:
+                    return
+                if self._spawn_slice(state, SPAWN_SLICE):
+                    break
+        finally:
+            if state.spawner is gevent.getcurrent():
+                state.spawner = None
+        self._reap(state)  # scaled down meanwhile (exits meanwhile were spawned for)
 
     def _spawn(self, state: TemplateState) -> Process:
         self._last_pid += 1
@@ -272,6 +353,8 @@ class Manager:
             )
             for hook in self.spawn_hooks:
                 hook(process)
+        else:  # e.g. EMFILE, EAGAIN, ENOENT: an exit with 127 follows, respawn a second later
+            self._publish_twin("spawn_error", tpl.name, pid=process.pid, error=process.spawn_error)
         return process
 
     @staticmethod
@@ -290,8 +373,8 @@ class Manager:
             self._publish_twin("reap", process.name, pid=process.pid, os_pid=process.os_pid)
 
     def _restart(self, state: TemplateState) -> None:
-        for _ in range(state.template.numprocesses):
-            self._spawn(state)
+        """A fresh set of numprocesses; the current ones are reaped once it runs."""
+        state.outgoing = set(state.queue)
         self.reconcile(state)
 
     def _stop(self, state: TemplateState) -> None:
@@ -312,6 +395,7 @@ class Manager:
         self.running.pop(process.pid, None)
         if state is not None and process in state.queue:
             state.queue.remove(process)
+            state.outgoing.discard(process)
         if process.alive:
             self.stopping[process.pid] = process
 
@@ -324,6 +408,7 @@ class Manager:
         self.stopping.pop(process.pid, None)
         if owned and state is not None:
             state.queue.remove(process)
+            state.outgoing.discard(process)
         status = process.exit_status or SPAWN_FAILED
         self._publish_twin(
             "exit", process.name, pid=process.pid, exit_status=status.exit_status,

@@ -17,8 +17,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .limits import ascii_int
+
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_]+):\s*(.+)$")
-SCALE_OP = re.compile(r"^([A-Za-z0-9_]+)([=+-])(\d+)$")
+SCALE_OP = re.compile(r"^([A-Za-z0-9_]+)([=+-])([0-9]{1,18})$")
 #: The Procfile tool captures both pipes under these labels (13.5).
 REDIRECT_OUTPUT = ["out", "err"]
 
@@ -92,8 +94,9 @@ def parse_concurrency(specs: Iterable[str]) -> dict[str, int]:
     for spec in specs:
         for item in spec.split(","):
             name, sep, number = item.strip().partition("=")
-            if sep and name.strip() and number.strip().isdigit():
-                counts[name.strip()] = int(number)
+            count = ascii_int(number.strip()) if sep else None  # "²".isdigit(), int("²") fails
+            if name.strip() and count is not None and count >= 0:
+                counts[name.strip()] = count
     return counts
 
 

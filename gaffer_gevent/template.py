@@ -2,13 +2,15 @@
 
 A template keeps two views of itself: ``settings``, exactly the keys the client
 sent (what ``GET /processes/<name>`` echoes back), and typed attributes that
-the manager uses to spawn. Validation raises ``InvalidProcessInfo`` naming the
-offending field, never anything else.
+the manager uses to spawn. Validation raises ``InvalidProcessInfo`` (a wrong
+type, a missing or unknown key) or ``BadValue`` (a value out of the bounds in
+limits.py), each naming the offending field, never anything else.
 """
 
 from __future__ import annotations
 
 import grp
+import math
 import os
 import pwd
 import shlex
@@ -17,10 +19,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidProcessInfo
+from . import limits
+from .errors import BadValue, InvalidProcessInfo
+from .limits import (
+    ascii_digits,
+    ascii_int,
+    bounded_int,
+    bounded_number,
+    check_label,
+    check_name,
+    check_relative_path,
+    check_text,
+    printable,
+)  # fmt: skip
 
 DEFAULT_GRACEFUL_TIMEOUT = 10.0
 MAX_REAL_LABELS = 2
+#: The bound on numprocesses and buffer_size before the manager applies its own limits.
+MAX_TOTAL_SANITY = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,7 @@ class FlappingConfig:
         if isinstance(value, FlappingConfig):
             return value
         if isinstance(value, str):
+            check_text(value, "flapping", limits.MAX_PATH_LENGTH)
             parts = value.replace(",", " ").split()
             names = ("attempts", "window", "retry_in", "max_retry")
             if len(parts) > len(names):
@@ -48,18 +65,14 @@ class FlappingConfig:
         unknown = set(value) - {"attempts", "window", "retry_in", "max_retry"}
         if unknown:
             raise InvalidProcessInfo(
-                f"unknown flapping key {sorted(unknown)[0]!r}", field="flapping"
+                f"unknown flapping key {printable(str(sorted(unknown)[0]))!r}", field="flapping"
             )
-        try:
-            attempts = int(float(value.get("attempts", cls.attempts)))
-            window = float(value.get("window", cls.window))
-            retry_in = float(value.get("retry_in", cls.retry_in))
-            max_retry = int(float(value.get("max_retry", cls.max_retry)))
-        except (TypeError, ValueError) as exc:
-            raise InvalidProcessInfo("flapping values must be numbers", field="flapping") from exc
-        if attempts < 1 or window < 0 or retry_in < 0 or max_retry < 0:
-            raise InvalidProcessInfo("flapping values out of range", field="flapping")
-        return cls(attempts, window, retry_in, max_retry)
+        return cls(
+            _flapping_count(value, "attempts", cls.attempts, minimum=1),
+            _flapping_seconds(value, "window", cls.window),
+            _flapping_seconds(value, "retry_in", cls.retry_in),
+            _flapping_count(value, "max_retry", cls.max_retry, minimum=0),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +81,39 @@ class FlappingConfig:
             "retry_in": self.retry_in,
             "max_retry": self.max_retry,
         }
+
+
+def _flapping_number(value: Mapping[str, Any], key: str, default: float) -> int | float:
+    """A flapping value as a number: JSON numbers as they are, strings (the ini form) parsed."""
+    number = value.get(key, default)
+    if isinstance(number, str):
+        try:
+            number = float(number) if number.isascii() and "_" not in number else None
+        except ValueError:
+            number = None
+    if number is None or isinstance(number, bool) or not isinstance(number, int | float):
+        raise InvalidProcessInfo(f"flapping {key} must be a number", field="flapping")
+    if isinstance(number, float) and not math.isfinite(number):
+        raise BadValue(f"flapping {key} must be a finite number", field="flapping")
+    return number
+
+
+def _flapping_count(value: Mapping[str, Any], key: str, default: int, *, minimum: int) -> int:
+    number = _flapping_number(value, key, default)
+    if not minimum <= number <= limits.MAX_FLAPPING_COUNT or int(number) != number:
+        raise BadValue(
+            f"flapping {key} must be a whole number from {minimum} to {limits.MAX_FLAPPING_COUNT}",
+            field="flapping",
+        )
+    return int(number)
+
+
+def _flapping_seconds(value: Mapping[str, Any], key: str, default: float) -> float:
+    number = _flapping_number(value, key, default)
+    if not 0 <= number <= limits.MAX_TIMEOUT:
+        message = f"flapping {key} must be 0 to {limits.MAX_TIMEOUT:g} seconds"
+        raise BadValue(message, field="flapping")
+    return float(number)
 
 
 def _bool(settings: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -79,50 +125,76 @@ def _bool(settings: Mapping[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def _number(settings: Mapping[str, Any], key: str, default: float, *, minimum: float = 0) -> float:
-    value = settings.get(key, default)
-    if value is None:
+def _number(
+    settings: Mapping[str, Any], key: str, default: float, *, maximum: float = limits.MAX_TIMEOUT
+) -> float:
+    """A finite number from 0 to ``maximum``; null is not a number."""
+    if key not in settings:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise InvalidProcessInfo(f"{key} must be a number >= {minimum}", field=key)
-    return float(value)
+    return bounded_number(settings[key], key, 0, maximum)
 
 
-def _int(settings: Mapping[str, Any], key: str, default: int, *, minimum: int = 0) -> int:
-    value = settings.get(key, default)
-    if value is None:
+def _int(
+    settings: Mapping[str, Any], key: str, default: int, *, minimum: int = 0, maximum: int
+) -> int:
+    """An integer from ``minimum`` to ``maximum``; null is not an integer."""
+    if key not in settings:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidProcessInfo(f"{key} must be an integer >= {minimum}", field=key)
-    return value
+    return bounded_int(settings[key], key, minimum, maximum)
 
 
-def _optional_str(settings: Mapping[str, Any], key: str) -> str | None:
+def _optional_str(settings: Mapping[str, Any], key: str, max_length: int) -> str | None:
     value = settings.get(key)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return None
+    if not isinstance(value, str):
         raise InvalidProcessInfo(f"{key} must be a string", field=key)
-    return value
+    return check_text(value, key, max_length)
+
+
+def _logfile(settings: Mapping[str, Any], key: str) -> str | None:
+    value = _optional_str(settings, key, limits.MAX_PATH_LENGTH)
+    return None if value is None else check_relative_path(value, key)
 
 
 def _resolve_id(value: Any, key: str) -> int | None:
-    """Resolve a user or group given by name or id; unknown ones are invalid."""
+    """Resolve a user or group given by name or id; unknown ones are invalid.
+
+    An id is an integer or a string of ASCII digits, from 0 to 2**32 - 2; any
+    other string is a name (``"²"`` is a name, and no user has it).
+    """
     if value is None:
         return None
     lookup_name, lookup_id = (
         (pwd.getpwnam, pwd.getpwuid) if key == "uid" else (grp.getgrnam, grp.getgrgid)
     )
+    if isinstance(value, str) and ascii_digits(value):
+        number = ascii_int(value)
+        value = limits.MAX_ID + 1 if number is None else number
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidProcessInfo(f"{key} must be a name or an id", field=key)
     try:
-        if isinstance(value, bool):
-            raise InvalidProcessInfo(f"{key} must be a name or an id", field=key)
-        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-            lookup_id(int(value))
-            return int(value)
-        if isinstance(value, str):
-            entry = lookup_name(value)
-            return entry.pw_uid if isinstance(entry, pwd.struct_passwd) else entry.gr_gid
+        if isinstance(value, int):
+            if not 0 <= value <= limits.MAX_ID:
+                raise BadValue(f"{key} must be an id from 0 to {limits.MAX_ID}", field=key)
+            lookup_id(value)
+            return value
+        check_text(value, key, limits.MAX_USER_NAME_LENGTH)
+        if not value or not value.isprintable():
+            raise BadValue(f"{key} must be a name of printable characters", field=key)
+        entry = lookup_name(value)
+        return entry.pw_uid if isinstance(entry, pwd.struct_passwd) else entry.gr_gid
     except KeyError as exc:
-        raise InvalidProcessInfo(f"unknown {key} {value!r}", field=key) from exc
-    raise InvalidProcessInfo(f"{key} must be a name or an id", field=key)
+        raise BadValue(f"unknown {key} {printable(str(value))!r}", field=key) from exc
+
+
+def _labels(settings: Mapping[str, Any], key: str) -> list[str]:
+    labels = settings.get(key) or []
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise InvalidProcessInfo(f"{key} must be a list of labels", field=key)
+    if len(labels) > limits.MAX_LABELS:
+        raise BadValue(f"{key} takes at most {limits.MAX_LABELS} labels", field=key)
+    return [check_label(label, key) for label in labels]
 
 
 # Keys a client may send; anything else is refused so typos do not pass silently.
@@ -176,7 +248,12 @@ class ProcessTemplate:
 
     @classmethod
     def from_json(cls, body: Any, *, name: str | None = None) -> ProcessTemplate:
-        """Validate a JSON body; ``name`` (from the URL on PUT) overrides the body's."""
+        """Validate a JSON body; ``name`` (from the URL on PUT) overrides the body's.
+
+        A wrong type, a missing or an unknown key is ``InvalidProcessInfo``; a value
+        of the right type out of its bounds (limits.py) is ``BadValue``; both name
+        the field.
+        """
         if not isinstance(body, dict):
             raise InvalidProcessInfo("the body must be a JSON object")
         if "cmd" not in body:
@@ -184,16 +261,14 @@ class ProcessTemplate:
         name = name if name is not None else body.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidProcessInfo("name is required", field="name")
-        if "/" in name or "." in name or name.isdigit():
-            raise InvalidProcessInfo(
-                "name must not contain '/' or '.' nor be all digits", field="name"
-            )
+        check_name(name)
         cmd = body["cmd"]
         if not isinstance(cmd, str) or not cmd.strip():
             raise InvalidProcessInfo("cmd must be a non-empty string", field="cmd")
+        check_text(cmd, "cmd", limits.MAX_STRING_LENGTH)
         unknown = set(body) - KNOWN_KEYS
         if unknown:
-            key = sorted(unknown)[0]
+            key = printable(sorted(unknown)[0][: limits.MAX_NAME_LENGTH])
             raise InvalidProcessInfo(f"unknown key {key!r}", field=key)
         settings = {k: v for k, v in body.items() if k not in ("name", "cmd", "start", "group")}
         tpl = cls(name=name, cmd=cmd, settings=settings)
@@ -203,8 +278,47 @@ class ProcessTemplate:
         return tpl
 
     def _validate(self, s: Mapping[str, Any]) -> None:
-        args = s.get("args")
+        self.args = self._args(s.get("args"))
+        self.env = self._env(s.get("env"))
+        self.os_env = _bool(s, "os_env", True)
+        self.cwd = _optional_str(s, "cwd", limits.MAX_PATH_LENGTH)
+        self.uid = _resolve_id(s.get("uid"), "uid")
+        self.gid = _resolve_id(s.get("gid"), "gid")
+        self.shell = _bool(s, "shell", False)
+        self.detach = _bool(s, "detach", False)
+        # The manager holds numprocesses to its max_processes; this is only a sanity bound.
+        self.numprocesses = _int(s, "numprocesses", 1, maximum=MAX_TOTAL_SANITY)
+        self.redirect_output = _labels(s, "redirect_output")
+        self.redirect_input = _bool(s, "redirect_input", False)
+        self.graceful_timeout = _number(s, "graceful_timeout", DEFAULT_GRACEFUL_TIMEOUT)
+        flapping = s.get("flapping")
+        self.flapping = None if flapping is None else FlappingConfig.from_value(flapping)
+        priority = s.get("priority")
+        self.priority = (
+            None if priority is None
+            else bounded_int(priority, "priority", limits.MIN_PRIORITY, limits.MAX_PRIORITY)
+        )  # fmt: skip
+        if s.get("custom_streams") is not None and not isinstance(s["custom_streams"], list):
+            raise InvalidProcessInfo("custom_streams must be a list", field="custom_streams")
+        _labels(s, "custom_streams")
+        buffer_size = s.get("buffer_size")
+        self.buffer_size = (
+            None if buffer_size is None
+            else bounded_int(buffer_size, "buffer_size", limits.MIN_BUFFER_SIZE, MAX_TOTAL_SANITY)
+        )  # fmt: skip
+        self.stdout_logfile = _logfile(s, "stdout_logfile")
+        self.stderr_logfile = _logfile(s, "stderr_logfile")
+        self.logfile_maxbytes = _int(
+            s, "logfile_maxbytes", self.logfile_maxbytes, maximum=limits.MAX_LOGFILE_BYTES
+        )
+        self.logfile_backups = _int(
+            s, "logfile_backups", self.logfile_backups, maximum=limits.MAX_LOGFILE_BACKUPS
+        )
+        self.logfile_rotate_daily = _bool(s, "logfile_rotate_daily", False)
+
+    def _args(self, args: Any) -> list[str] | None:
         if isinstance(args, str):
+            check_text(args, "args", limits.MAX_STRING_LENGTH)
             try:
                 args = shlex.split(args)
             except ValueError as exc:
@@ -213,50 +327,34 @@ class ProcessTemplate:
             not isinstance(args, list) or not all(isinstance(a, str) for a in args)
         ):
             raise InvalidProcessInfo("args must be a list of strings or a string", field="args")
-        self.args = args
         if args is None:
             try:
                 if not shlex.split(self.cmd):
                     raise ValueError("empty command")
             except ValueError as exc:
                 raise InvalidProcessInfo(f"cmd: {exc}", field="cmd") from exc
-        env = s.get("env") or {}
+            return None
+        if len(args) > limits.MAX_ARGS:
+            raise BadValue(f"args takes at most {limits.MAX_ARGS} arguments", field="args")
+        return [check_text(arg, "args", limits.MAX_STRING_LENGTH) for arg in args]
+
+    @staticmethod
+    def _env(env: Any) -> dict[str, str]:
+        env = env or {}
         if not isinstance(env, dict) or not all(
-            isinstance(k, str) and isinstance(v, str | int | float) for k, v in env.items()
+            isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool)
+            for k, v in env.items()
         ):
             raise InvalidProcessInfo("env must map names to strings", field="env")
-        self.env = {k: str(v) for k, v in env.items()}
-        self.os_env = _bool(s, "os_env", True)
-        self.cwd = _optional_str(s, "cwd")
-        self.uid = _resolve_id(s.get("uid"), "uid")
-        self.gid = _resolve_id(s.get("gid"), "gid")
-        self.shell = _bool(s, "shell", False)
-        self.detach = _bool(s, "detach", False)
-        self.numprocesses = _int(s, "numprocesses", 1)
-        labels = s.get("redirect_output") or []
-        if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
-            raise InvalidProcessInfo(
-                "redirect_output must be a list of labels", field="redirect_output"
-            )
-        self.redirect_output = labels
-        self.redirect_input = _bool(s, "redirect_input", False)
-        self.graceful_timeout = _number(s, "graceful_timeout", DEFAULT_GRACEFUL_TIMEOUT)
-        flapping = s.get("flapping")
-        self.flapping = None if flapping is None else FlappingConfig.from_value(flapping)
-        priority = s.get("priority")
-        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-            raise InvalidProcessInfo("priority must be an integer", field="priority")
-        self.priority = priority
-        custom = s.get("custom_streams") or []
-        if not isinstance(custom, list):
-            raise InvalidProcessInfo("custom_streams must be a list", field="custom_streams")
-        buffer_size = s.get("buffer_size")
-        self.buffer_size = None if buffer_size is None else _int(s, "buffer_size", 0, minimum=1024)
-        self.stdout_logfile = _optional_str(s, "stdout_logfile")
-        self.stderr_logfile = _optional_str(s, "stderr_logfile")
-        self.logfile_maxbytes = _int(s, "logfile_maxbytes", self.logfile_maxbytes)
-        self.logfile_backups = _int(s, "logfile_backups", self.logfile_backups)
-        self.logfile_rotate_daily = _bool(s, "logfile_rotate_daily", False)
+        if len(env) > limits.MAX_ENV:
+            raise BadValue(f"env takes at most {limits.MAX_ENV} variables", field="env")
+        for key, value in env.items():
+            check_text(key, "env", limits.MAX_PATH_LENGTH)
+            if not key or "=" in key:
+                raise BadValue("env names must be non-empty and without '='", field="env")
+            if isinstance(value, str):
+                check_text(value, "env", limits.MAX_STRING_LENGTH)
+        return {k: str(v) for k, v in env.items()}
 
     def to_json(self) -> dict[str, Any]:
         """The template as ``GET /processes/<name>`` shows it: name, cmd, stored keys."""

@@ -11,6 +11,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
+import signal  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
@@ -25,6 +26,12 @@ from gaffer_gevent.manager import Manager  # noqa: E402
 from gaffer_gevent.server import make_servers  # noqa: E402
 
 from .helpers import wait_for  # noqa: E402
+
+# A shell starts background jobs (`make test &`) with SIGINT ignored, and an ignored signal stays
+# ignored across exec: the gafferd and CLI children the tests stop with SIGINT would never see it.
+# A handler (unlike SIG_IGN) is reset to the default in every child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from flask import Flask, Response
 
+from gaffer_gevent.api.access import PUBLIC, ROUTES
 from tests.conftest import LiveServer
 from tests.helpers import child, wait_for
 
@@ -136,9 +137,10 @@ def cut_feeds(server: LiveServer, pid: int) -> int:
 
 
 def test_eventsource_page_reconnects_and_misses_no_line(
-    server: LiveServer, browser: WebDriver
+    server: LiveServer, browser: WebDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app: Flask = server.app  # type: ignore[assignment]
+    monkeypatch.setitem(ROUTES, ("page", "GET"), PUBLIC)  # the test's own page
     pids: list[int] = []
 
     def page() -> Response:

@@ -222,3 +222,49 @@ def test_psutil_is_loaded_on_the_first_stats_request_only() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert result.stdout.decode().split() == ["False", "True"], result.stderr.decode()
+
+
+def test_sigterm_during_a_spawn_storm_is_honoured(tmp_path: Path) -> None:
+    """While 300 processes start, gafferd still answers and a SIGTERM stops it all."""
+    marker = ["sleep", "987.654"]  # a command line no other test uses
+
+    def ours() -> list[psutil.Process]:
+        found = []
+        for p in psutil.process_iter(["cmdline"]):
+            if p.info["cmdline"] == marker:
+                found.append(p)
+        return found
+
+    gafferd = Gafferd(write_config(tmp_path / "gaffer.ini", ""))
+    try:
+        body = {"name": "storm", "cmd": marker[0], "args": marker[1:], "numprocesses": 300}
+        assert gafferd.http.post("/processes", json=body).status_code == 200
+        assert gafferd.http.get("/ping").text == "OK"
+        wait_for(lambda: len(ours()) >= 50)
+        gafferd.proc.send_signal(signal.SIGTERM)
+        assert gafferd.proc.wait(timeout=30) == 0
+        wait_for(lambda: not [p for p in ours() if p.status() != psutil.STATUS_ZOMBIE])
+    finally:
+        gafferd.cleanup()
+        for p in ours():
+            p.kill()
+
+
+def test_gafferd_escapes_control_characters_in_its_own_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gaffer_gevent.daemon import Daemon, build_parser
+
+    daemon = Daemon(build_parser().parse_args([]), None)
+    daemon.log("reload\ngafferd: stopped")
+    daemon._echo_event("spawn_error", {"event": "spawn_error", "name": "x", "error": "a\r\nb"})
+    daemon._echo_output("n\x1b[2J", 1, "out\n", b"line one\nline two\n")
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "gafferd: reload\\ngafferd: stopped",
+        "gafferd: spawn_error x error=a\\r\\nb",
+    ]
+    assert captured.out.splitlines() == [
+        "n\\x1b[2J[1] out\\n | line one",
+        "n\\x1b[2J[1] out\\n | line two",
+    ]

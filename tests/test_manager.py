@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 import signal
 from typing import Any
 
@@ -11,7 +12,9 @@ import gevent
 import psutil
 import pytest
 
-from gaffer_gevent.manager import Manager
+from gaffer_gevent.errors import BadValue, NotFound
+from gaffer_gevent.limits import ProcessLimits
+from gaffer_gevent.manager import SPAWN_BATCH, Manager
 from gaffer_gevent.template import ProcessTemplate
 from tests.helpers import child, wait_for
 
@@ -180,3 +183,91 @@ def test_restart_gives_fresh_pids_and_update_replaces_settings(manager: Manager)
     manager.update_template(ProcessTemplate.from_json({"name": "r", "cmd": "sleep 500"}))
     assert manager.pids("r") == [5]
     assert manager.get_template("r").to_json() == {"name": "r", "cmd": "sleep 500"}
+
+
+# -- bounds and spawn storms (issue 12) ---------------------------------------------------------
+
+
+def test_limits_refuse_templates_and_scaling_beyond_them() -> None:
+    manager = Manager(limits=ProcessLimits(max_processes=3, max_total_processes=4))
+    try:
+        add(manager, "a", start=False, cmd="sleep 600", numprocesses=3)
+        with pytest.raises(BadValue, match="max_processes"):
+            manager.scale("a", 1)
+        assert manager.get_template("a").numprocesses == 3
+        with pytest.raises(BadValue, match="max_total_processes"):
+            add(manager, "b", start=False, cmd="sleep 600", numprocesses=2)
+        assert manager.template_names() == ["a"]
+        with pytest.raises(BadValue, match="max_processes"):
+            manager.update_template(ProcessTemplate.from_json(
+                {"name": "a", "cmd": "sleep 600", "numprocesses": 4}))  # fmt: skip
+        assert manager.get_template("a").numprocesses == 3
+        manager.scale("a", -2)
+        add(manager, "b", start=False, cmd="sleep 600", numprocesses=3)
+        with pytest.raises(BadValue, match="buffer_size"):
+            add(manager, "c", start=False, cmd="x", numprocesses=0, buffer_size=65 * 1024 * 1024)
+    finally:
+        manager.stop_all(timeout=10)
+        manager.bus.close()
+
+
+def test_lookups_of_impossible_names_are_bad_values(manager: Manager) -> None:
+    with pytest.raises(NotFound):
+        manager.state("²")
+    for name in ("42", "a\nb", "^", "n" * 129):
+        with pytest.raises(BadValue):
+            manager.state(name)
+
+
+def test_many_processes_start_in_batches_and_a_stop_ends_the_storm(manager: Manager) -> None:
+    add(manager, "storm", cmd="sleep 600", numprocesses=200)
+    assert len(manager.running) == SPAWN_BATCH  # the rest after the call returned
+    state = manager.states["storm"]
+    assert state.spawner is not None
+    wait_for(lambda: len(manager.running) > SPAWN_BATCH)
+    manager.stop_template("storm")
+    assert state.spawner is None
+    spawned = manager._last_pid
+    assert spawned < 200
+    wait_for(lambda: not manager.stopping, timeout=20)
+    assert manager._last_pid == spawned  # nothing spawned after the stop
+
+
+def test_restart_of_a_large_template_replaces_every_process(manager: Manager) -> None:
+    add(manager, "big", cmd="sleep 600", numprocesses=80)
+    wait_for(lambda: manager.pids("big") == list(range(1, 81)), timeout=20)
+    old = list(manager.running.values())
+    manager.restart_template("big")
+    wait_for(lambda: manager.pids("big") == list(range(81, 161)), timeout=20)
+    wait_for(lambda: not any(p.alive for p in old), timeout=20)
+    assert not manager.states["big"].outgoing
+
+
+def test_a_large_template_that_cannot_start_tries_once_a_second(manager: Manager) -> None:
+    events = record(manager, "spawn_error")
+    add(manager, "ghost", cmd="/nonexistent/program", numprocesses=300)
+    wait_for(lambda: events)
+    assert "No such file" in events[0]["error"]
+    gevent.sleep(1.5)
+    assert 2 <= len(events) <= 3  # not 300 a second, and no spawner spinning on it
+    assert manager.states["ghost"].spawner is None
+    manager.stop_template("ghost")
+
+
+def test_emfile_makes_spawns_fail_with_an_event_not_a_loop(manager: Manager) -> None:
+    events = record(manager, "spawn_error")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    open_fds = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_fds + 24, hard))
+    try:
+        add(manager, "many", cmd="sleep 600", numprocesses=30, redirect_output=["out", "err"])
+        wait_for(lambda: events)
+        assert "Too many open files" in events[0]["error"]
+        assert events[0]["name"] == "many" and events[0]["pid"] > 0
+        gevent.sleep(1.5)
+        assert 2 <= len(events) <= 3  # one attempt about once a second, not a loop
+        assert len(manager.running) < 30
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    manager.stop_template("many")
+    wait_for(lambda: not manager.stopping, timeout=20)

@@ -34,9 +34,10 @@ from ..errors import (
     Unauthorized,
 )
 from ..events import EventFilter
+from ..limits import ascii_digits, ascii_int
 from .access import PID_ROUTES, ROUTES, TEMPLATE_ACTIONS, Access
 from .extension import GafferState, gaffer, manager
-from .params import is_pid_segment
+from .params import is_pid_segment, json_body
 
 CORS_METHODS = "POST, GET, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "X-Requested-With, X-HTTP-Method-Override, Content-Type, Accept, Authorization"
@@ -277,9 +278,9 @@ def _targets(endpoint: str | None, method: str) -> list[str]:
         return list(mgr.groups.get(args["group"], [])) or [f"{args['group']}:"]
     if endpoint == "processes.collection" and method == "POST":
         try:
-            body = json.loads(request.get_data(cache=True) or b"")
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return []  # the view answers invalid_json
+            body = json_body()
+        except GafferError:
+            return []  # the view answers it (invalid_json, payload_too_large)
         name = body.get("name") if isinstance(body, dict) else None
         return [name] if isinstance(name, str) else []
     return []
@@ -287,9 +288,10 @@ def _targets(endpoint: str | None, method: str) -> list[str]:
 
 def _owner(segment: str) -> list[str]:
     """The template of the pid in ``segment``; none when there is no such pid (the view 404s)."""
-    if not (segment.isascii() and segment.isdigit()):
-        return []
-    process = manager().find_process(int(segment))
+    pid = ascii_int(segment) if ascii_digits(segment) else None
+    if pid is None:
+        return []  # not a pid the view will accept (it answers bad_value)
+    process = manager().find_process(pid)
     return [process.name] if process is not None else []
 
 

@@ -1,36 +1,55 @@
-"""Request parsing shared by the blueprints: pids, feeds, heartbeats, JSON bodies."""
+"""Request parsing shared by the blueprints: pids, feeds, heartbeats, JSON bodies.
+
+Digits are ASCII digits everywhere (``"²"`` passes ``str.isdigit`` and then
+fails ``int``), integers have at most 18 of them, and a JSON body is bounded
+in size (413) and depth before it is parsed.
+"""
 
 from __future__ import annotations
 
 import json
-import re
-from typing import Any
+from typing import Any, NoReturn
 
-from flask import Response, request
+from flask import Response, g, request
 
-from ..errors import BadValue, InvalidJson
+from ..errors import BadValue, GafferError, InvalidJson, PayloadTooLarge
 from ..feeds import Feed
+from ..limits import (
+    MAX_INT_DIGITS,
+    MAX_JSON_DEPTH,
+    MAX_TEMPLATE_BODY,
+    MAX_TIMEOUT,
+    ascii_digits,
+    ascii_int,
+    json_too_deep,
+)  # fmt: skip
 
-_PID_SEGMENT = re.compile(r"[0-9^]+")
 DEFAULT_HEARTBEAT = 60.0
 
 
 def is_pid_segment(segment: str) -> bool:
-    """Spec 2.4: a segment of digits (and ``^``) addresses a pid, never a name."""
-    return bool(_PID_SEGMENT.fullmatch(segment))
+    """Spec 2.4: a segment of ASCII digits, or one with a ``^``, addresses a pid, never a name."""
+    return ascii_digits(segment) or "^" in segment
 
 
 def parse_pid(segment: str) -> int:
-    if not segment.isdigit():
-        raise BadValue(f"{segment!r} is not a pid")
-    return int(segment)
+    pid = ascii_int(segment) if ascii_digits(segment) else None
+    if pid is None:
+        raise BadValue(f"{_shown(segment)} is not a pid")
+    return pid
 
 
 def parse_int(value: str, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise BadValue(f"{what} must be an integer, not {value!r}") from None
+    number = ascii_int(value)
+    if number is None:
+        raise BadValue(f"{what} must be an integer of at most {MAX_INT_DIGITS} ASCII digits, "
+                       f"not {_shown(value)}")  # fmt: skip
+    return number
+
+
+def _shown(value: str) -> str:
+    """A client's value quoted in a reason, cut short."""
+    return repr(value[:40] + ("..." if len(value) > 40 else ""))
 
 
 def feed() -> Feed:
@@ -48,8 +67,8 @@ def heartbeat() -> float | None:
         seconds = float(value)
     except ValueError:
         raise BadValue(f"heartbeat must be true, false or seconds, not {value!r}") from None
-    if seconds < 0 or seconds != seconds:
-        raise BadValue("heartbeat must be >= 0")
+    if not 0 <= seconds <= MAX_TIMEOUT:  # NaN fails every comparison
+        raise BadValue(f"heartbeat must be 0 to {MAX_TIMEOUT:g} seconds")
     return seconds or None
 
 
@@ -58,11 +77,56 @@ def optional_int(name: str) -> int | None:
     return None if value is None or value == "" else parse_int(value, name)
 
 
-def json_body() -> Any:
+def json_body(limit: int = MAX_TEMPLATE_BODY) -> Any:
+    """The request's JSON: at most ``limit`` bytes (413), nested at most 32 deep, no NaN.
+
+    Kept for the request once parsed: the guard reads a new template's name from it
+    before the view does, and the body stream can be read only once.
+    """
+    if "gaffer_json_body" not in g:
+        try:
+            g.gaffer_json_body = _parse_body(limit)
+        except GafferError as exc:
+            g.gaffer_json_body = exc
+    if isinstance(g.gaffer_json_body, GafferError):
+        raise g.gaffer_json_body
+    return g.gaffer_json_body
+
+
+def _parse_body(limit: int) -> Any:
+    text = _text(_bounded_body(limit))
+    if json_too_deep(text, MAX_JSON_DEPTH):
+        raise InvalidJson(f"arrays and objects nest deeper than {MAX_JSON_DEPTH}")
     try:
-        return json.loads(request.get_data() or b"")
-    except (ValueError, UnicodeDecodeError):
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         raise InvalidJson() from None
+
+
+def _bounded_body(limit: int) -> bytes:
+    """The body, read no further than ``limit`` + 1 bytes, whatever Content-Length says."""
+    too_large = PayloadTooLarge(f"the body is larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit and (part := request.stream.read(min(65536, limit + 1 - size))):
+        parts.append(part)
+        size += len(part)
+    if size > limit:
+        raise too_large
+    return b"".join(parts)
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode(json.detect_encoding(data))
+    except (UnicodeDecodeError, LookupError):
+        raise InvalidJson("the body is not UTF-8, UTF-16 or UTF-32 text") from None
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise InvalidJson(f"{name} is not a JSON number")
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

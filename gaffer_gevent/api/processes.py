@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from ..errors import MethodNotAllowed, NoSignalNumber, ResourceNotFound
+from ..errors import BadValue, MethodNotAllowed, NoSignalNumber, ResourceNotFound
+from ..limits import ascii_digits, ascii_int
 from ..template import ProcessTemplate
 from .extension import manager
 from .guard import visible
@@ -54,7 +55,8 @@ def _pid_item(segment: str) -> Response:
     if request.method == "PUT":
         raise MethodNotAllowed()
     if request.method == "HEAD":
-        running = segment.isdigit() and int(segment) in mgr.running
+        pid = ascii_int(segment) if ascii_digits(segment) else None
+        running = pid is not None and pid in mgr.running
         return Response(status=200 if running else 404)
     pid = parse_pid(segment)
     if request.method == "DELETE":
@@ -83,6 +85,8 @@ def action(segment: str, action: str, arg: str | None = None) -> Response:
         mgr.restart_template(segment)
     elif action in ("_add", "_sub"):
         n = 1 if arg is None else parse_int(arg, "n")
+        if n < 0:
+            raise BadValue(f"n must be >= 0, not {n}")
         return ok(numprocesses=mgr.scale(segment, n if action == "_add" else -n))
     elif action == "_signal":
         if not arg:

@@ -9,7 +9,6 @@ from typing import Any
 from flask import Blueprint, Response, request
 from gevent.event import Event
 
-from ..errors import BadValue
 from ..feeds import RAW_HEARTBEAT, SSE_PREAMBLE, Feed, json_line, sse
 from ..process import Process
 from .disconnect import streamed
@@ -50,8 +49,6 @@ def template_stats(name: str) -> Response:
 
 @bp.route("/stats/<name>/<segment>", methods=["GET"])
 def process_stats(name: str, segment: str) -> Response:
-    if not segment.isdigit():
-        raise BadValue(f"{segment!r} is not a pid")
     process = manager().get_process(parse_pid(segment))
     kind = _feed()
     if kind is None:

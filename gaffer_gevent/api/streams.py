@@ -14,6 +14,7 @@ from flask import Blueprint, Response, request
 
 from ..errors import BadValue, NotFound, PayloadTooLarge
 from ..feeds import ChunkFormatter, Feed, frame_cache_for, stream_body
+from ..limits import ascii_digits, ascii_int
 from ..streams import Chunk, Overflow, Subscription
 from .disconnect import streamed, watch_disconnect
 from .extension import gaffer, manager
@@ -59,9 +60,10 @@ def _since() -> int | None:
     """
     value = request.headers.get("Last-Event-ID", "").strip()
     if value:
-        if not value.isdigit():
+        seq = ascii_int(value) if ascii_digits(value) else None
+        if seq is None:
             raise BadValue("Last-Event-ID must be a sequence number")
-        return int(value)
+        return seq
     since = optional_int("since")
     return optional_int("last_event_id") if since is None else since
 

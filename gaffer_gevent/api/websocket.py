@@ -15,6 +15,7 @@ from gevent.lock import Semaphore
 from geventwebsocket.exceptions import WebSocketError
 
 from ..feeds import ChunkFormatter, Feed
+from ..limits import ascii_digits, ascii_int
 from ..streams import Chunk
 from .extension import manager
 from .guard import track_session
@@ -115,9 +116,10 @@ def _refuse(ws: Any, code: str) -> None:
 
 
 def _serve(ws: Any, segment: str) -> None:
-    if not segment.isdigit():
+    pid = ascii_int(segment) if ascii_digits(segment) else None
+    if pid is None:
         return _refuse(ws, "bad_value")
-    process = manager().find_process(int(segment))
+    process = manager().find_process(pid)
     if process is None or not process.alive:
         return _refuse(ws, "not_found")
     labels = process.template.labels

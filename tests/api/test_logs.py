@@ -1,8 +1,11 @@
 """Log files over real HTTP: _rotate, _logs (also once the process and the manager are gone),
-rotation that keeps the configured number of files and loses no line, /debug/subscriptions."""
+rotation that keeps the configured number of files and loses no line, /debug/subscriptions,
+and files confined to log_dir: no absolute path, no `..`, no symlink, only gafferd's own files."""
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,7 +130,9 @@ def test_rotation_keeps_the_configured_number_of_files(
                            logfile_maxbytes=2048, logfile_backups=3))  # fmt: skip
     path = tmp_path / "k.log"
     wait_for(lambda: path.exists() and path.read_bytes().endswith(b"line %d\n" % lines))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.log", "k.log.1", "k.log.2", "k.log.3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".gaffer-logfiles.json", "k.log", "k.log.1", "k.log.2", "k.log.3",
+    ]  # fmt: skip
     kept = numbers_in(on_disk(path, 3))
     assert kept == list(range(kept[0], lines + 1))
     assert numbers_in(logs(client, "k").content) == kept
@@ -187,3 +192,103 @@ def test_debug_subscriptions_show_log_writers(client: httpx.Client, tmp_path: Pa
     assert out["total_bytes"] == len(b"".join(b"line %d\n" % n for n in range(1, 11)))
     (stats,) = body["logfiles"]
     assert stats["path"] == str(tmp_path / "s.log") and stats["owners"] == ["s/out"]
+
+
+# -- confined to log_dir (issue 12, defect 1) ---------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory beside log_dir holding a file no template may read, change or remove."""
+    directory = tmp_path_factory.mktemp("outside")
+    (directory / "secret").write_bytes(b"secret\n")
+    return directory
+
+
+def writes_refused(logfiles: LogFiles, path: Path) -> bool:
+    """The writer of ``path`` tried to write and was refused (its bytes counted as failed)."""
+    return any(s["path"] == str(path) and s["failed_bytes"] > 0 for s in logfiles.stats())
+
+
+@pytest.mark.parametrize("field", ["stdout_logfile", "stderr_logfile"])
+@pytest.mark.parametrize(
+    "value",
+    ["/etc/shadow", "../../x.log", "a/../../x.log", "..", ".hidden.log", "sub/.x",
+     ".gaffer-logfiles.json", "", "a\nb.log", "dir/", "./", "x\u0000.log"],
+)  # fmt: skip
+def test_log_paths_outside_log_dir_are_refused(
+    client: httpx.Client, tmp_path: Path, field: str, value: str
+) -> None:
+    body = counter("lf", "1", **{field: value})
+    for r in (client.post("/processes", json=body), client.put("/processes/lf", json=body)):
+        assert (r.status_code, r.json()["error"]) == (400, "bad_value"), r.text
+        assert field in r.json()["reason"]
+    assert client.get("/processes").json() == []
+    assert sorted(p.name for p in tmp_path.parent.glob("x.log*")) == []
+
+
+def test_a_symlink_in_log_dir_is_not_followed(
+    client: httpx.Client, logfiles: LogFiles, tmp_path: Path, outside: Path
+) -> None:
+    link = tmp_path / "evil.log"
+    link.symlink_to(outside / "secret")
+    create(client, counter("ev", "3", "0", "stdout", "wait", stdout_logfile="evil.log",
+                           logfile_backups=0))  # fmt: skip
+    wait_for(lambda: writes_refused(logfiles, link))
+    r = client.get("/processes/ev/_logs")
+    assert (r.status_code, r.json()["error"]) == (404, "io_not_found")
+    assert client.post("/processes/ev/_rotate").json() == {"ok": True, "rotated": []}
+    assert link.is_symlink() and (outside / "secret").read_bytes() == b"secret\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+
+
+def test_a_symlinked_directory_in_log_dir_is_not_followed(
+    client: httpx.Client, logfiles: LogFiles, tmp_path: Path, outside: Path
+) -> None:
+    (tmp_path / "sub").symlink_to(outside, target_is_directory=True)
+    create(client, counter("sd", "3", "0", "stdout", "wait", stdout_logfile="sub/x.log"))
+    wait_for(lambda: writes_refused(logfiles, tmp_path / "sub" / "x.log"))
+    assert client.post("/processes/sd/_rotate").json() == {"ok": True, "rotated": []}
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+
+
+def test_a_file_gafferd_did_not_create_is_never_touched(
+    client: httpx.Client, logfiles: LogFiles, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.log"
+    victim.write_bytes(b"precious\n")
+    (tmp_path / "victim.log.1").write_bytes(b"older\n")
+    create(client, counter("v", "3", "0", "stdout", "wait", stdout_logfile="victim.log",
+                           logfile_backups=0))  # fmt: skip
+    wait_for(lambda: writes_refused(logfiles, victim))
+    r = client.get("/processes/v/_logs?tail=3")
+    assert (r.status_code, r.json()["error"]) == (404, "io_not_found")
+    assert client.post("/processes/v/_rotate").json() == {"ok": True, "rotated": []}
+    assert victim.read_bytes() == b"precious\n"
+    assert (tmp_path / "victim.log.1").read_bytes() == b"older\n"
+
+
+def test_a_file_belongs_to_the_template_it_was_created_for(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    create(client, counter("a", "3", "0", "stdout", "wait", stdout_logfile="shared.log"))
+    wait_for(lambda: numbers_in(logs(client, "a").content) == [1, 2, 3])
+    create(client, counter("b", "5", "0", "stdout", "wait", stdout_logfile="shared.log"))
+    r = client.get("/processes/b/_logs")
+    assert (r.status_code, r.json()["error"]) == (404, "io_not_found")
+    assert client.post("/processes/b/_rotate").json() == {"ok": True, "rotated": []}
+    assert (tmp_path / "shared.log").read_bytes() == b"line 1\nline 2\nline 3\n"
+
+
+def test_log_files_are_created_0640(client: httpx.Client, tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    try:
+        create(client, counter("m", "1", "0", "stdout", "wait", stdout_logfile="deep/er/m.log"))
+        path = tmp_path / "deep" / "er" / "m.log"
+        wait_for(lambda: path.exists() and path.read_bytes() == b"line 1\n")
+        assert client.post("/processes/m/_rotate").json()["rotated"] == [str(path)]
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "deep/er/m.log.1").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "deep/er").stat().st_mode) == 0o750

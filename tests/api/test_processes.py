@@ -120,7 +120,6 @@ def test_create_invalid_json(client: httpx.Client, body: bytes) -> None:
         {"name": "x", "cmd": "sleep", "args": 5},
         {"name": "x", "cmd": "sleep", "args": ["1", 2]},
         {"name": "x", "cmd": "sleep 1", "numprocesses": "2"},
-        {"name": "x", "cmd": "sleep 1", "numprocesses": -1},
         {"name": "x", "cmd": "sleep 1", "numprocesses": True},
         {"name": "x", "cmd": "sleep 1", "env": ["A=1"]},
         {"name": "x", "cmd": "sleep 1", "redirect_output": "stdout"},
@@ -246,8 +245,8 @@ def test_digit_segments_are_pids_and_caret_is_a_bad_value(client: httpx.Client) 
         error(client.post(f"/processes/{segment}/_stop"), 400, "bad_value")
         assert client.head(f"/processes/{segment}").status_code == 404
     error(client.put("/processes/1", json=SLEEPER), 405, "method_not_allowed")
-    # Outside /processes, digits are names.
-    error(client.get("/status/42"), 404, "not_found")
+    # Outside /processes digits are not pids, and no template name is all digits.
+    error(client.get("/status/42"), 400, "bad_value")
 
 
 # -- template actions ---------------------------------------------------------------

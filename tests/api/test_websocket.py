@@ -121,7 +121,7 @@ def test_text_is_not_given_a_newline(server: Any, connect: Connect) -> None:
 
 @pytest.mark.parametrize(
     ("segment", "error"),
-    [("abc", "bad_value"), ("-1", "bad_value"), ("99", "not_found")],
+    [("abc", "bad_value"), ("-1", "bad_value"), ("%C2%B2", "bad_value"), ("99", "not_found")],
 )
 def test_refused_pid_sends_an_error_then_closes(
     server: Any, connect: Connect, segment: str, error: str

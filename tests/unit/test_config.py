@@ -18,6 +18,7 @@ from gaffer_gevent.config import (
     parse_config,
 )
 from gaffer_gevent.errors import ConfigError
+from gaffer_gevent.limits import ProcessLimits
 from gaffer_gevent.signing import Secret
 
 SPEC_EXAMPLE = """\
@@ -163,7 +164,7 @@ priority = 7
 flapping = 3
 buffer_size = 64KB
 stdout_logfile = out.log
-stderr_logfile = /var/log/err.log
+stderr_logfile = logs/err.log
 logfile_maxbytes = 50MB
 logfile_backups = 3
 logfile_rotate_daily = true
@@ -188,7 +189,7 @@ logfile_rotate_daily = true
         "flapping": {"attempts": 3},
         "buffer_size": 65536,
         "stdout_logfile": "out.log",
-        "stderr_logfile": "/var/log/err.log",
+        "stderr_logfile": "logs/err.log",
         "logfile_maxbytes": 50 * 1024 * 1024,
         "logfile_backups": 3,
         "logfile_rotate_daily": True,
@@ -701,14 +702,47 @@ E = "[gaffer]\nhttp_endpoints = e\n[endpoint:e]\n"  # a listed endpoint to fill 
         ("[gaffer]\nstdin_max_body = big\n", "[gaffer] stdin_max_body", "'big' is not a size"),
         ("[webhooks]\ncreate =\n", "[webhooks] create", "needs a URL"),
         # refused by ProcessTemplate.from_json, named by its field
-        (A + "numprocesses = -1\n", "[process:a] numprocesses", "numprocesses must be an integer"),
+        (A + "numprocesses = -1\n", "[process:a] numprocesses", "numprocesses must be between"),
         (A + "uid = no-such-user-here\n", "[process:a] uid", "unknown uid"),
         (A + "redirect_output = out,,err\n", "[process:a] redirect_output", "redirect_output"),
         (A + "args = 'unclosed\n", "[process:a] args", "args: "),
         ("[process:a]\ncmd = 'unclosed\n", "[process:a] cmd", "cmd: "),
         (A + "buffer_size = 10\n", "[process:a] buffer_size", "buffer_size must be"),
-        ("[process:a.b]\ncmd = x\n", "[process:a.b]", "name must not contain"),
-        ("[process:123]\ncmd = x\n", "[process:123]", "name must not contain"),
+        ("[process:a.b]\ncmd = x\n", "[process:a.b]", "name 'a.b' must not contain '.'"),
+        ("[process:123]\ncmd = x\n", "[process:123]", "name '123' must not be all digits"),
+        # bounds (issue 12): confined log files, ASCII digits, finite numbers, the limits
+        (A + "stdout_logfile = /etc/shadow\n", "[process:a] stdout_logfile", "stdout_logfile must"),
+        (A + "stderr_logfile = ../x.log\n", "[process:a] stderr_logfile", "stderr_logfile must"),
+        (
+            A + "numprocesses = \u0661\u0662\n",
+            "[process:a] numprocesses",
+            "'\u0661\u0662' is not an",
+        ),
+        (A + "numprocesses = 1_0\n", "[process:a] numprocesses", "'1_0' is not an integer"),
+        (A + "graceful_timeout = 1_0\n", "[process:a] graceful_timeout", "'1_0' is not a finite"),
+        (A + "graceful_timeout = 1e308\n", "[process:a] graceful_timeout", "graceful_timeout must"),
+        (A + "uid = \u00b2\n", "[process:a] uid", "unknown uid '\u00b2'"),
+        (A + "gid = 18446744073709551616\n", "[process:a] gid", "gid must be an id from 0"),
+        (A + "numprocesses = 1025\n", "[process:a] numprocesses", "numprocesses must be <= 1024"),
+        (A + "buffer_size = 65MB\n", "[process:a] buffer_size", "buffer_size must be <= 67108864"),
+        (
+            "[gaffer]\nmax_processes = 2\n" + A + "numprocesses = 3\n",
+            "[process:a] numprocesses",
+            "numprocesses must be <= 2 (max_processes)",
+        ),
+        (
+            "[gaffer]\nmax_total_processes = 3\n" + A + "numprocesses = 2\n"
+            "[process:b]\ncmd = x\nnumprocesses = 2\n",
+            "[process:b] numprocesses",
+            "numprocesses 2 would make 4 processes in all",
+        ),
+        ("[gaffer]\nmax_processes = 0\n", "[gaffer] max_processes", "must be >= 1"),
+        (
+            "[gaffer]\nmax_total_processes = \u00b2\n",
+            "[gaffer] max_total_processes",
+            "'\u00b2' is not",
+        ),
+        ("[gaffer]\nmax_buffer_size = 10\n", "[gaffer] max_buffer_size", "must be >= 1024"),
         # endpoints
         ("[gaffer]\nhttp_endpoints = e\n", "[gaffer] http_endpoints", "lists 'e' but there is no"),
         (
@@ -740,6 +774,12 @@ E = "[gaffer]\nhttp_endpoints = e\n[endpoint:e]\n"  # a listed endpoint to fill 
 def test_errors_name_file_section_and_key(text: str, where: str, message: str) -> None:
     expected = f"gafferd.ini: {where}: {message}" if where else f"gafferd.ini: {message}"
     assert str(error(text)).startswith(expected)
+
+
+def test_process_limits_come_from_the_gaffer_section() -> None:
+    assert parse("").limits == ProcessLimits(1024, 4096, 64 * 1024 * 1024)
+    text = "[gaffer]\nmax_processes = 10\nmax_total_processes = 20\nmax_buffer_size = 2MB\n"
+    assert parse(text).limits == ProcessLimits(10, 20, 2 * 1024 * 1024)
 
 
 def test_error_carries_its_location_as_attributes() -> None:

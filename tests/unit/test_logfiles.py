@@ -290,3 +290,14 @@ def test_a_writer_left_behind_records_a_gap_line(tmp_path: Path) -> None:
     assert int(gap.group(1)) == kept[0] - 1
     assert int(gap.group(2)) == len(numbered(1, kept[0] - 1))
     assert kept == list(range(kept[0], 1001))
+
+
+def test_log_dir_paths_stay_inside_even_at_the_filesystem_root(tmp_path: Path) -> None:
+    from gaffer_gevent.logdir import LogDir, NotOurs
+
+    assert LogDir("/").path("a/b.log") == "/a/b.log"
+    logdir = LogDir(str(tmp_path))
+    assert logdir.path("./x.log") == str(tmp_path / "x.log")
+    for escape in ("../x.log", "a/../../x.log", "."):
+        with pytest.raises(NotOurs):
+            logdir.path(escape)

@@ -83,6 +83,7 @@ def test_concurrency_skips_malformed_items():
         "worker": 3,
         "clock": 5,
     }
+    assert parse_concurrency(["a=\u00b2,b=\u0661,c=1_0,d=-1,e=" + "9" * 5000, "f=3"]) == {"f": 3}
     assert parse_concurrency([]) == {}
 
 
@@ -95,6 +96,8 @@ def test_concurrency_skips_malformed_items():
         ("myapp", None),
         ("web=", None),
         ("web=-1", None),
+        ("web=\u0661", None),  # digits are ASCII digits
+        ("web=" + "9" * 5000, None),
     ],
 )
 def test_scale_ops(text, expected):

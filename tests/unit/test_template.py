@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from gaffer_gevent.errors import InvalidProcessInfo
+from gaffer_gevent.errors import BadValue, InvalidProcessInfo
 from gaffer_gevent.template import FlappingConfig, ProcessTemplate
 
 
@@ -34,18 +34,34 @@ def test_group_comes_from_the_name_and_body_group_is_ignored() -> None:
         ({"name": "a", "cmd": "x", "numprocesses": "2"}, "numprocesses"),
         ({"name": "a", "cmd": "x", "env": ["A"]}, "env"),
         ({"name": "a", "cmd": "x", "redirect_output": "stdout"}, "redirect_output"),
-        ({"name": "a", "cmd": "x", "graceful_timeout": -1}, "graceful_timeout"),
         ({"name": "a", "cmd": "x", "flapping": {"tries": 3}}, "flapping"),
-        ({"name": "a", "cmd": "x", "uid": "no-such-user-here"}, "uid"),
         ({"name": "a", "cmd": "x", "bogus": 1}, "bogus"),
+    ],
+)
+def test_wrong_types_and_keys_are_invalid_process_info_naming_the_field(
+    body: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidProcessInfo) as info:
+        ProcessTemplate.from_json(body)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "a", "cmd": "x", "graceful_timeout": -1}, "graceful_timeout"),
+        ({"name": "a", "cmd": "x", "uid": "no-such-user-here"}, "uid"),
         ({"name": "12", "cmd": "x"}, "name"),
         ({"name": "a/b", "cmd": "x"}, "name"),
     ],
 )
-def test_invalid_bodies_name_the_field(body: dict[str, object], field: str) -> None:
-    with pytest.raises(InvalidProcessInfo) as info:
+def test_values_out_of_bounds_are_bad_values_naming_the_field(
+    body: dict[str, object], field: str
+) -> None:
+    with pytest.raises(BadValue) as info:
         ProcessTemplate.from_json(body)
     assert info.value.field == field
+    assert field in info.value.message
 
 
 def test_not_an_object_is_invalid() -> None:
