@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import GafferError
+from ..limits import DEFAULT_MAX_PROCESSES, ascii_digits, ascii_int
 from ..procfile import (
     ProcessType,
     ProcfileError,
@@ -161,11 +162,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
     app = load_app(args)
-    counts = [int(c) for c in args.concurrency or [] if c.strip().isdigit()]
+    counts = [ascii_int(c.strip()) for c in args.concurrency or [] if ascii_digits(c.strip())]
+    count = counts[-1] if counts else 1
+    if count is None or not 1 <= count <= DEFAULT_MAX_PROCESSES:
+        raise UsageError(f"-c takes a count from 1 to {DEFAULT_MAX_PROCESSES}")
     env = {**os.environ, **app.env}
     children: list[subprocess.Popen[bytes]] = []
     try:
-        for _ in range(counts[-1] if counts else 1):
+        for _ in range(count):
             children.append(subprocess.Popen(args.command, env=env))
     except OSError as exc:
         error = CommandFailed(f"cannot run {args.command[0]}: {exc.strerror or exc}")

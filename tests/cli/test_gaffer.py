@@ -93,6 +93,12 @@ def test_run_uses_the_app_environment_and_its_exit_code(app):
     assert one_line(missing.err).startswith("gaffer: cannot run ./no-such-program")
 
 
+def test_run_refuses_an_unbounded_count(app):
+    result = run_script("gaffer", "run", "-c", "100000", "true", cwd=app)
+    assert result.code == 2
+    assert one_line(result.err) == "gaffer: -c takes a count from 1 to 1024"
+
+
 def test_load_scale_ps_unload(app, gafferd, client):
     url = gafferd.url
     loaded = run_script("gaffer", "load", ".", url, cwd=app)
