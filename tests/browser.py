@@ -58,6 +58,11 @@ class WebDriver:
         assert reply.status_code == 200, reply.text
         return reply.json()["value"]
 
+    def frame(self, index: int | None) -> None:
+        """Run the next scripts in the page's ``index``-th frame (``None``: the top page)."""
+        reply = self.http.post(f"{self.session}/frame", json={"id": index})
+        assert reply.status_code == 200, reply.text
+
     def quit(self) -> None:
         try:
             self.http.delete(self.session)

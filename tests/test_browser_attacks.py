@@ -1,7 +1,8 @@
 """Issue 11, point 0: a web page the operator visits cannot turn the browser against gafferd.
 
 A real headless Chromium loads an attacker's page from a second origin (another
-port of 127.0.0.1, the same site; or ``localhost``, another site). The page tries
+port of 127.0.0.1, the same site; ``localhost``, another site; or a sandboxed frame,
+whose origin is ``null``). The page tries
 what the issue saw work: a ``text/plain`` fetch POST that needs no preflight (also
 ``no-cors``), an auto-submitted ``text/plain`` form whose body is JSON, a websocket
 to a process' stdin, and reading ``GET /processes``. The victim is the API without
@@ -14,6 +15,7 @@ rebinding (a name the attacker controls, resolved to 127.0.0.1) gets 421.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -85,6 +87,14 @@ PAGE = """<!doctype html>
 <body><script>%(script)s
 attack(%(config)s);
 </script></body></html>
+"""
+
+
+#: The attacker's page in a sandboxed frame: its origin is opaque, its requests say
+#: ``Origin: null`` (which a careless CORS setup echoes).
+SANDBOXED = """<!doctype html>
+<html><head><meta charset="utf-8"><title>a page with a sandboxed frame</title></head>
+<body><iframe sandbox="allow-scripts allow-forms" srcdoc="%(page)s"></iframe></body></html>
 """
 
 
@@ -185,13 +195,21 @@ def results(browser: WebDriver, *, closed: bool) -> dict[str, Any]:
 
 
 @needs_chromium
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"], ids=["same-site", "cross-site"])
+@pytest.mark.parametrize(
+    ("host", "sandboxed"),
+    [("127.0.0.1", False), ("localhost", False), ("127.0.0.1", True)],
+    ids=["same-site", "cross-site", "opaque-origin"],
+)
 def test_a_foreign_page_can_neither_run_a_command_nor_write_stdin_nor_read(
-    server: LiveServer, site: Site, browser: WebDriver, tmp_path: Path, host: str
+    server: LiveServer, site: Site, browser: WebDriver, tmp_path: Path, host: str, sandboxed: bool
 ) -> None:
     victim = prepare(server, tmp_path)
     site.page = PAGE % {"script": ATTACK_JS, "config": json.dumps(victim.config())}
+    if sandboxed:
+        site.page = SANDBOXED % {"page": html.escape(site.page)}
     browser.get(site.origin(host) + "/")
+    if sandboxed:
+        browser.frame(0)
 
     refused = "forbidden_origin"
     expected = sorted([("POST", "/processes", refused)] * 3 + [("GET", "/processes", refused),
