@@ -10,6 +10,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -17,6 +18,7 @@ from dataclasses import dataclass  # noqa: E402
 
 import psutil  # noqa: E402
 import pytest  # noqa: E402
+from flask import Flask  # noqa: E402
 
 pytest.register_assert_rewrite("tests.helpers")
 
@@ -77,14 +79,22 @@ class LiveServer:
     app: object
 
 
-@pytest.fixture
-def server(manager: Manager) -> Iterator[LiveServer]:
-    """The whole API on a real socket: ``server.url`` is ``http://127.0.0.1:<port>``."""
-    app = create_app(manager)
+@contextlib.contextmanager
+def serving(app: Flask, manager: Manager) -> Iterator[LiveServer]:
+    """``app`` (over ``manager``) on a real socket at ``http://127.0.0.1:<port>``."""
     endpoint = EndpointConfig("test", [Address("tcp", "127.0.0.1", 0, "")])
     ((wsgi, url),) = make_servers(app, [endpoint])
     wsgi.start()
     host, port = wsgi.socket.getsockname()[:2]
-    yield LiveServer(url, host, port, manager, app)
-    manager.stop_all(timeout=10)
-    wsgi.stop(timeout=2)
+    try:
+        yield LiveServer(url, host, port, manager, app)
+    finally:
+        manager.stop_all(timeout=10)
+        wsgi.stop(timeout=2)
+
+
+@pytest.fixture
+def server(manager: Manager) -> Iterator[LiveServer]:
+    """The whole API on a real socket: ``server.url`` is ``http://127.0.0.1:<port>``."""
+    with serving(create_app(manager), manager) as live:
+        yield live

@@ -1,45 +1,27 @@
 """A real headless Chromium: an EventSource page reconnects by itself after the server cuts
 its feed, sends Last-Event-ID, and ends up showing every line exactly once, in order.
 
-Chromium is driven through chromedriver's W3C WebDriver protocol with httpx (already a
-dependency), so no browser-automation package is needed. Install the browser with
-``apt-get install chromium chromium-driver``; without it the test is skipped.
+The page is served by the API's own server, so its route declares a role in
+``access.ROUTES`` as every route must (the guard refuses the others). Chromium comes
+from ``tests/browser.py``; without it the test is skipped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from flask import Flask, Response
 
-from gaffer_gevent.api.access import PUBLIC, ROUTES
+from gaffer_gevent.api import access
+from tests.browser import WebDriver, chromium, needs_chromium
 from tests.conftest import LiveServer
 from tests.helpers import child, wait_for
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
-)
-
-CHROME_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-]  # fmt: skip
+pytestmark = needs_chromium
 
 LINES = 400
 
@@ -60,71 +42,10 @@ source.addEventListener("out", (event) => {
 """
 
 
-class WebDriver:
-    """The few WebDriver commands the test needs, over plain HTTP."""
-
-    def __init__(self, url: str, profile: Path) -> None:
-        self.http = httpx.Client(base_url=url, timeout=60)
-        options = {"binary": CHROMIUM, "args": [*CHROME_FLAGS, f"--user-data-dir={profile}"]}
-        capabilities = {"browserName": "chrome", "goog:chromeOptions": options}
-        reply = self.http.post("/session", json={"capabilities": {"alwaysMatch": capabilities}})
-        assert reply.status_code == 200, reply.text
-        self.session = f"/session/{reply.json()['value']['sessionId']}"
-
-    def get(self, url: str) -> None:
-        reply = self.http.post(f"{self.session}/url", json={"url": url})
-        assert reply.status_code == 200, reply.text
-
-    def js(self, script: str) -> Any:
-        reply = self.http.post(f"{self.session}/execute/sync", json={"script": script, "args": []})
-        assert reply.status_code == 200, reply.text
-        return reply.json()["value"]
-
-    def quit(self) -> None:
-        try:
-            self.http.delete(self.session)
-        finally:
-            self.http.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    assert CHROMEDRIVER is not None
-    port = free_port()
-    driver = subprocess.Popen(
-        [CHROMEDRIVER, f"--port={port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return bool(httpx.get(f"{url}/status", timeout=2).json()["value"]["ready"])
-        except httpx.HTTPError:
-            return False
-
-    web: WebDriver | None = None
-    try:
-        wait_for(ready, timeout=20, interval=0.05)
-        web = WebDriver(url, tmp_path / "profile")
+    with chromium(tmp_path / "profile") as web:
         yield web
-    finally:
-        if web is not None:
-            web.quit()
-        driver.terminate()
-        try:
-            driver.wait(10)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(driver.pid, signal.SIGKILL)  # whatever chromium left in the group
-            if driver.poll() is None:
-                driver.wait(5)
 
 
 def cut_feeds(server: LiveServer, pid: int) -> int:
@@ -140,7 +61,7 @@ def test_eventsource_page_reconnects_and_misses_no_line(
     server: LiveServer, browser: WebDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app: Flask = server.app  # type: ignore[assignment]
-    monkeypatch.setitem(ROUTES, ("page", "GET"), PUBLIC)  # the test's own page
+    monkeypatch.setitem(access.ROUTES, ("page", "GET"), access.READ)
     pids: list[int] = []
 
     def page() -> Response:
