@@ -273,6 +273,12 @@ class Manager:
             self.groups[group].remove(name)
         self.bus.publish("delete", name=name)
 
+    def set_backoff(self, config: BackoffConfig) -> None:
+        """New backoff settings for every template (a reload); the counts so far are kept."""
+        self.backoff = config
+        for state in self.states.values():
+            state.backoff.config = config
+
     # -- template actions ---------------------------------------------------
 
     def start_template(self, name: str) -> None:
