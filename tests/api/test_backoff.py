@@ -88,7 +88,12 @@ def test_a_crash_loop_ends_failed_until_started_again(
     assert status(client, "crash")["restarts"] == 8  # counted since creation
     assert client.post("/processes/crash/_restart").status_code == 200
     assert status(client, "crash")["state"] != "failed"
-    client.post("/processes/crash/_stop")
+    wait_for(lambda: status(client, "crash")["state"] == "failed", timeout=10)
+    assert client.put("/processes/crash", json={"cmd": "sleep 600"}).status_code == 200
+    assert status(client, "crash") == {
+        "active": True, "running": 1, "max_processes": 1, "state": "running",
+        "restarts": 0, "failures": 0, "retry_in": None,
+    }  # fmt: skip
 
 
 def test_restart_counts_per_pid_in_stats_and_per_template_in_status(
