@@ -282,7 +282,10 @@ HOW = [
     "select loop; with a client polling every 10 ms it respawned in 5-15 ms, idle it takes "
     "its 1 s poll timeout). Between kills a random pause over one period of the manager's tick "
     "(1 s; circus: its 5 s `check_delay`, the ini default) so kills land at random phases. "
-    "circus's flapping check is turned off for this watcher (20 kills would trip it).",
+    "circus's flapping check is turned off for this watcher (20 kills would trip it), "
+    "supervisord runs with `startsecs=0`, and gafferd counts a 50 ms run as healthy "
+    "(`backoff = 0.1 60 0.05`; default 10 s), so each kill is a healthy process's respawn, "
+    "which is immediate (a crash loop backs off: `bench/crash_loop.py`).",
     "- **RSS**: the daemon process alone (psutil), 1 s after its children are up.",
     "- **Live output**: a child writes a fixed 80-byte line in 64 KiB writes as fast as the pipe "
     "takes it; one HTTP client (raw socket, `recv_into`, chunked framing decoded) counts payload "

@@ -5,8 +5,16 @@
 Prints, as median [min-max] over the runs: time for 100 children of one
 template to be running, time for all 100 to be gone after a stop, the respawn
 latency after SIGKILL (median and p95 over 20 kills per run), and the RSS of
-this process with 100 children. The full side-by-side comparison with
-supervisord and circusd over their APIs is `make bench` (bench/run_all.py).
+this process with 100 children.
+
+The respawn figure is that of a healthy process: one that ran past the
+backoff's reset time, which is restarted at once (a crash loop waits 0.1 s,
+doubling). So that 20 kills take a second rather than 20 x 10 s, this bench's
+manager counts a run of RESET_AFTER as healthy instead of 10 s; the code path
+measured is the same (bench/crash_loop.py measures the loop itself).
+
+The full side-by-side comparison with supervisord and circusd over their APIs
+is `make bench` (bench/run_all.py).
 """
 
 from gevent import monkey
@@ -23,8 +31,12 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 import psutil  # noqa: E402
 
+from gaffer_gevent.flapping import BackoffConfig  # noqa: E402
 from gaffer_gevent.manager import Manager  # noqa: E402
 from gaffer_gevent.template import ProcessTemplate  # noqa: E402
+
+#: A run this long counts as healthy here (the default is 10 s; see the docstring).
+RESET_AFTER = 0.05
 
 
 def wait_until(predicate, timeout: float = 30.0) -> None:
@@ -55,7 +67,9 @@ def one_run(manager: Manager, run: int) -> dict[str, float]:
     latencies = []
     for _ in range(20):
         (pid,) = manager.pids(respawn)
-        os_pid = manager.running[pid].os_pid
+        process = manager.running[pid]
+        wait_until(lambda process=process: manager.clock() - process.spawned_at >= RESET_AFTER)
+        os_pid = process.os_pid
         t0 = time.perf_counter()
         os.kill(os_pid, signal.SIGKILL)
         wait_until(lambda pid=pid: manager.pids(respawn) and manager.pids(respawn) != [pid])
@@ -76,7 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    manager = Manager()
+    manager = Manager(backoff=BackoffConfig(reset_after=RESET_AFTER))
     runs = [one_run(manager, i) for i in range(args.runs)]
     manager.stop_all(10)
     summary = {}

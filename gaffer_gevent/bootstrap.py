@@ -48,6 +48,7 @@ def build_manager(
         stdin_queue_size=config.stdin_queue_size,
         output_listener=output_listener,
         limits=config.limits,
+        backoff=config.backoff,
     )
 
 
@@ -88,9 +89,12 @@ def apply_templates(
     """Bring the manager's templates in line with ``config``; return what is now applied.
 
     ``applied`` is what an earlier call returned (empty at start-up): templates
-    it lists that the config no longer has are removed, changed ones updated,
+    it lists that the config no longer has are removed, changed ones updated
+    (a change of ``numprocesses`` alone scales: the running processes stay),
     unchanged ones left running untouched. Templates created over HTTP are
-    never in ``applied``, so a reload leaves them alone.
+    never in ``applied``, so a reload leaves them alone, and a section named
+    like one of them is skipped with a ``reload_conflict`` event and a log
+    line: the config never replaces what a client created.
     """
     from .errors import GafferError
     from .template import ProcessTemplate
@@ -110,13 +114,29 @@ def apply_templates(
             template = ProcessTemplate.from_json(body)
             if proc.name not in manager.states:
                 manager.add_template(template, start=start)
-            elif applied.get(proc.name) != body:
-                manager.update_template(template, start=start)
-                say(f"updated {proc.name}")
+            elif proc.name not in applied:
+                manager.bus.publish("reload_conflict", name=proc.name, section=proc.section)
+                say(
+                    f"[{proc.section}] skipped: a template named {proc.name!r} was created over "
+                    "HTTP and is kept; delete it (or rename the section) and reload"
+                )
+                continue
+            elif applied[proc.name] != body:
+                if _without_count(applied[proc.name]) == _without_count(body):
+                    current = manager.get_template(proc.name).numprocesses
+                    manager.scale(proc.name, template.numprocesses - current)
+                    say(f"scaled {proc.name} to {template.numprocesses}")
+                else:
+                    manager.update_template(template, start=start)
+                    say(f"updated {proc.name}")
             now[proc.name] = body
         except GafferError as exc:  # e.g. templates added over HTTP left no room for it
             say(f"cannot apply [{proc.section}]: {exc.message}")
     return {name: body for name, body in now.items() if name in wanted}
+
+
+def _without_count(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key != "numprocesses"}
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from .auth import ClientSpec, Role, TokenSpec, parse_hash, parse_scope
 from .errors import ConfigError, GafferError
+from .flapping import BackoffConfig
 from .limits import (
     DEFAULT_MAX_BUFFER_SIZE,
     DEFAULT_MAX_PROCESSES,
@@ -44,6 +45,13 @@ _SIZE = re.compile(r"\s*([0-9]{1,18})\s*(kb|mb|gb)?\s*", re.IGNORECASE)
 _INT = re.compile(r"\s*-?[0-9]{1,18}\s*")
 _SIZE_UNITS = {None: 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 _FLAPPING_KEYS = ("attempts", "window", "retry_in", "max_retry")
+_BACKOFF_KEYS = ("first_delay", "max_delay", "reset_after", "give_up_after")
+#: Keys whose values are taken whole: a command line uses `` ;`` and `` #`` (``sh -c 'a ; b'``),
+#: so an inline comment there would be ambiguous. Everywhere else (``[env:NAME]`` values too, as
+#: in the spec's own example) `` ;`` or `` #`` starts a comment.
+VERBATIM_KEYS = frozenset({"cmd", "args"})
+#: An inline comment: ``;`` or ``#`` after whitespace (or opening the value), to the line's end.
+_INLINE_COMMENT = re.compile(r"(?:^|\s)[;#].*$")
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,8 @@ class DaemonConfig:
     #: URL -> the secret that signs every POST to it (``[webhooks]`` lines with a secret).
     webhook_secrets: dict[str, Secret] = field(default_factory=dict)
     limits: ProcessLimits = field(default_factory=ProcessLimits)
+    #: ``[gaffer] backoff``: how every template is restarted after a crash.
+    backoff: BackoffConfig = field(default_factory=BackoffConfig)
 
 
 # -- value converters: each raises ValueError with a message for the user ----
@@ -237,6 +247,20 @@ def _flapping(value: str) -> dict[str, Any]:
     return flapping
 
 
+def _backoff(value: str) -> BackoffConfig:
+    """``backoff = FIRST_DELAY [MAX_DELAY [RESET_AFTER [GIVE_UP_AFTER]]]``, like ``flapping``."""
+    parts = value.replace(",", " ").split()
+    if not 1 <= len(parts) <= len(_BACKOFF_KEYS):
+        raise ValueError("takes 1 to 4 numbers: first_delay max_delay reset_after give_up_after")
+    numbers = [_float(part) for part in parts]
+    if len(numbers) == 4 and not numbers[3].is_integer():
+        raise ValueError(f"give_up_after must be a whole number, not {parts[3]!r}")
+    settings: dict[str, Any] = dict(zip(_BACKOFF_KEYS, numbers, strict=False))
+    if "give_up_after" in settings:
+        settings["give_up_after"] = int(settings["give_up_after"])
+    return BackoffConfig(**settings)
+
+
 #: ``[gaffer]`` key -> (converter, smallest, largest) of each ``ConnectionLimits`` field.
 CONNECTION_KEYS: dict[str, tuple[Callable[[str], Any], float, float]] = {
     "header_timeout": (_float, 0.001, 3600), "keepalive_timeout": (_float, 0.001, 86400),
@@ -257,7 +281,7 @@ GAFFER_KEYS = frozenset(
         "http_endpoints", "plugins_dir", "include", "include_dir", "cors_origins",
         "stream_buffer_size", "stdin_max_body", "stdin_queue_size", "log_dir",
         "server_names", "allow_unauthenticated", "socket_mode", *CONNECTION_KEYS,
-        "max_processes", "max_total_processes", "max_buffer_size",
+        "max_processes", "max_total_processes", "max_buffer_size", "backoff",
     }
 )  # fmt: skip
 ENDPOINT_KEYS = frozenset({"bind", "certfile", "keyfile", "backlog", "ca_certs", "client_cert"})
@@ -299,9 +323,8 @@ class _Source:
 
     def read(self, text: str, path: str) -> None:
         """Parse one file's text and merge it in: a later file wins per key."""
-        parser = configparser.ConfigParser(
-            interpolation=None, inline_comment_prefixes=(";", "#"), default_section=_RAW_DEFAULT
-        )
+        # Inline comments are cut here, per key, not by configparser: see VERBATIM_KEYS.
+        parser = configparser.ConfigParser(interpolation=None, default_section=_RAW_DEFAULT)
         try:
             parser.read_string(text, source=path)
         except configparser.Error as exc:
@@ -316,7 +339,7 @@ class _Source:
             self.origins.setdefault((section, None), path)
             target = self.sections.setdefault(section, {})
             for key, value in parser.items(header):
-                target[key] = value
+                target[key] = value if key in VERBATIM_KEYS else _uncomment(value)
                 self.origins[(section, key)] = path
 
     def values(self, section: str, known: Callable[[str], bool]) -> dict[str, str]:
@@ -347,6 +370,12 @@ class _Source:
             section = "DEFAULT"  # the value to fix is written there
         path = self.origins.get((section, key)) or self.origins.get((section, None)) or self.path
         return ConfigError(message, path=path, section=section, key=key)
+
+
+def _uncomment(value: str) -> str:
+    """``value`` without its inline comments, line by line (``2 ; two workers`` -> ``2``)."""
+    lines = (_INLINE_COMMENT.sub("", line).rstrip() for line in value.split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 def _read_file(path: str) -> str:
@@ -577,6 +606,7 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         log_dir=gaffer.get("log_dir") or None,
         plugins_dir=gaffer.get("plugins_dir") or None,
         limits=limits,
+        backoff=src.convert("gaffer", gaffer, "backoff", _backoff, BackoffConfig()),
     )
 
 

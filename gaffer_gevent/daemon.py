@@ -147,6 +147,8 @@ class Daemon:
         self.config_path = config_path
         self.servers: list[Any] = []
         self.endpoints: list[EndpointConfig] = []
+        #: The config file's endpoints as last read (a change needs a restart).
+        self.config_endpoints: list[EndpointConfig] = []
         self.extras: Extras | None = None
         self.app: Any = None
         self.applied: dict[str, dict[str, Any]] = {}
@@ -188,7 +190,7 @@ class Daemon:
                 f"(allow_unauthenticated): anyone who can reach it can run any command as "
                 f"{_user_name()}"
             )
-        self.endpoints = endpoints
+        self.endpoints, self.config_endpoints = endpoints, config.endpoints
         if self.args.pidfile and not self._write_pidfile(self.args.pidfile):
             return 1
         self.stop_requested, self.reload_requested = Event(), Event()
@@ -303,6 +305,10 @@ class Daemon:
             self.log(f"reload refused, keeping the running config: {refusal(exposed)}")
             return
         self.log("reloading the config")
+        self._note_endpoint_change(config)
+        if config.backoff != manager.backoff:
+            manager.set_backoff(config.backoff)
+            self.log("applied the new backoff settings")
         closed = bootstrap.apply_security(self.app, config)
         self._warn_about(config)
         if closed:
@@ -311,6 +317,21 @@ class Daemon:
             self.applied = bootstrap.apply_templates(manager, config, self.applied, log=self.log)
         except ConfigError as exc:
             self.log(f"reload stopped part way: {exc}")
+
+    def _note_endpoint_change(self, config: DaemonConfig) -> None:
+        """Endpoints are bound once: a changed ``bind`` (or TLS file) is said to need a restart."""
+        if config.endpoints == self.config_endpoints:
+            return
+        self.config_endpoints = config.endpoints
+        if self.args.bind is not None:
+            self.log("the config's endpoints changed; --bind is in effect, so they are not used")
+            return
+        wanted = ", ".join(str(a) for e in config.endpoints for a in e.addresses) or DEFAULT_BIND
+        serving = ", ".join(str(a) for e in self.endpoints for a in e.addresses)
+        self.log(
+            f"the config's endpoints changed ({wanted}); still listening on {serving} with the "
+            "old settings: restart gafferd to apply them"
+        )
 
     def _warn_about(self, config: DaemonConfig) -> None:
         if config.cors_origins == ["*"]:

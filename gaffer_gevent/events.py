@@ -24,12 +24,16 @@ Listener = Callable[[str, dict[str, Any]], None]
 EventFilter = Callable[[str, dict[str, Any]], bool]
 
 #: Manager-level event names (spec 6.1); ``proc.<name>.<event>`` twins exist for some.
+#: Ours: ``spawn_error``; ``backoff`` (a respawn waits ``delay`` s), ``failed`` (gave up on a
+#: crash loop), ``reload_conflict`` (a SIGHUP left an HTTP-created template in place).
 MANAGER_EVENTS = (
     "create", "start", "stop", "update", "delete", "spawn", "reap", "exit", "stop_pid", "flap",
-    "spawn_error",
+    "spawn_error", "backoff", "failed", "reload_conflict",
 )  # fmt: skip
 #: Events that also have a per-template ``proc.<name>.<event>`` twin.
-PROC_EVENTS = ("start", "stop", "spawn", "reap", "exit", "stop_pid", "spawn_error")
+PROC_EVENTS = (
+    "start", "stop", "spawn", "reap", "exit", "stop_pid", "spawn_error", "backoff", "failed",
+)  # fmt: skip
 
 
 def normalize_pattern(pattern: str) -> str:

@@ -9,10 +9,16 @@ Spawning is done in slices of a few milliseconds: many processes are started
 by a greenlet that yields to the hub between slices, so requests, signals and
 exits are served while a thousand processes start. ``ProcessLimits`` bound how
 many processes a template, and all of them, may ask for.
+
+An exit gaffer did not ask for is a crash: the template's ``Backoff`` says
+when to respawn (at once after a healthy run, exponentially later in a crash
+loop) or to give up, and its flapping policy, when set, applies on top. A
+given-up template is stopped and ``failed`` until a start, restart or update.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import signal
 import time
@@ -25,7 +31,7 @@ import gevent
 
 from .errors import BadValue, Conflict, NotFound
 from .events import EventBus
-from .flapping import FlappingPolicy, Verdict
+from .flapping import Backoff, BackoffConfig, FlappingPolicy, Verdict
 from .limits import MAX_INT_DIGITS, ProcessLimits, ascii_int, check_name
 from .process import DEFAULT_STDIN_QUEUE, SPAWN_FAILED, Process
 from .streams import DEFAULT_BUFFER_SIZE, Chunk
@@ -33,7 +39,8 @@ from .template import ProcessTemplate
 
 log = logging.getLogger(__name__)
 
-#: Respawns of a template whose program cannot even be started are spaced this far apart.
+#: Respawns of a template whose program cannot even be started are spaced at least this far
+#: apart (more once its backoff grows).
 SPAWN_FAILURE_DELAY = 1.0
 #: Processes spawned at once by the call that wants them (about 20 ms of vfork/exec
 #: here): a template of up to this many is up when that call returns.
@@ -47,6 +54,15 @@ SPAWN_SLICE = 0.005
 SPAWN_PAUSE = 0.001
 
 OutputListener = Callable[[str, int, str, bytes], None]
+
+
+class RunState(enum.Enum):
+    """What ``GET /status/<name>`` says a template is doing (derived, see ``run_state``)."""
+
+    RUNNING = "running"  # processes run and no respawn is waiting
+    BACKOFF = "backoff"  # a respawn (or flapping retry) waits for its delay
+    FAILED = "failed"  # given up after a crash loop: stopped until start/restart/update
+    STOPPED = "stopped"  # nothing runs and nothing is due
 
 
 @dataclass(eq=False)
@@ -63,9 +79,25 @@ class TemplateState:
     spawner: gevent.Greenlet[Any] | None = None
     #: Processes a restart replaces: reaped once as many new ones run.
     outgoing: set[Process] = field(default_factory=set)
+    backoff: Backoff = field(default_factory=Backoff)
+    #: Set when the backoff or flapping gave up (FAILED); cleared by start, restart, update.
+    failed: bool = False
+    #: Respawns after exits gaffer did not ask for, since the template was created or updated.
+    restarts: int = 0
+    #: Restart counts that the next spawns inherit from the crashed processes they replace.
+    inherited: deque[int] = field(default_factory=deque)
+    #: When the pending respawn or flapping retry is due (the manager's clock).
+    retry_at: float | None = None
 
     def __post_init__(self) -> None:
         self.reset_flapping()
+
+    def reset_policies(self) -> None:
+        """Forget past crashes: flapping history, backoff count and the failed state."""
+        self.reset_flapping()
+        self.backoff.reset()
+        self.failed = False
+        self.inherited.clear()
 
     def reset_flapping(self) -> None:
         cfg = self.template.flapping
@@ -76,6 +108,11 @@ class TemplateState:
             if timer is not None and timer is not gevent.getcurrent():
                 timer.kill(block=False)
         self.retry_timer = self.respawn_timer = self.spawner = None
+        self.retry_at = None
+
+    @property
+    def respawn_pending(self) -> bool:
+        return self.respawn_timer is not None and not self.respawn_timer.dead
 
     @property
     def missing(self) -> int:
@@ -115,12 +152,17 @@ class Manager:
         stdin_queue_size: int = DEFAULT_STDIN_QUEUE,
         output_listener: OutputListener | None = None,
         limits: ProcessLimits | None = None,
+        backoff: BackoffConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bus = bus or EventBus()
         self.buffer_size = buffer_size
         self.limits = limits or ProcessLimits()
         self.stdin_queue_size = stdin_queue_size
         self.output_listener = output_listener
+        self.backoff = backoff or BackoffConfig()
+        #: Times runs and backoff delays (injectable, like the policies' clocks).
+        self.clock = clock
         self.states: dict[str, TemplateState] = {}
         self.groups: dict[str, list[str]] = {}
         self.running: dict[int, Process] = {}  # spawn order
@@ -160,13 +202,31 @@ class Manager:
         return [p.pid for p in self.state(name).queue]
 
     def status(self, name: str) -> dict[str, Any]:
+        """gaffer 0.4's three keys, then ours: the run state, restarts, quick failures in a
+        row and the seconds until a pending respawn."""
         state = self.state(name)
         running = len(state.queue)
+        youngest = max((p.spawned_at for p in state.queue), default=None)
+        retry_in = None
+        if state.retry_at is not None:
+            retry_in = round(max(0.0, state.retry_at - self.clock()), 3)
         return {
             "active": running > 0,
             "running": running,
             "max_processes": state.template.numprocesses,
+            "state": self.run_state(state).value,
+            "restarts": state.restarts,
+            "failures": state.backoff.failures_now(youngest),
+            "retry_in": retry_in,
         }
+
+    @staticmethod
+    def run_state(state: TemplateState) -> RunState:
+        if state.failed:
+            return RunState.FAILED
+        if state.respawn_pending or (state.retry_timer is not None and not state.retry_timer.dead):
+            return RunState.BACKOFF
+        return RunState.RUNNING if state.queue else RunState.STOPPED
 
     def group(self, group: str) -> list[str]:
         try:
@@ -181,7 +241,7 @@ class Manager:
         if template.name in self.states:
             raise Conflict(f"template {template.name!r} exists")
         self._check_limits(template, template.numprocesses)
-        state = TemplateState(template)
+        state = TemplateState(template, backoff=Backoff(self.backoff, self.clock))
         self.states[template.name] = state
         if template.group:
             self.groups.setdefault(template.group, []).append(template.name)
@@ -196,7 +256,8 @@ class Manager:
         self._check_limits(template, template.numprocesses)
         self._stop(state)
         state.template = template
-        state.reset_flapping()
+        state.reset_policies()
+        state.restarts = 0
         self.bus.publish("update", name=template.name)
         if start:
             state.stopped = False
@@ -212,13 +273,19 @@ class Manager:
             self.groups[group].remove(name)
         self.bus.publish("delete", name=name)
 
+    def set_backoff(self, config: BackoffConfig) -> None:
+        """New backoff settings for every template (a reload); the counts so far are kept."""
+        self.backoff = config
+        for state in self.states.values():
+            state.backoff.config = config
+
     # -- template actions ---------------------------------------------------
 
     def start_template(self, name: str) -> None:
         state = self.state(name)
         state.stopped = False
         state.cancel_timers()
-        state.reset_flapping()
+        state.reset_policies()
         self._publish_twin("start", name)
         self.reconcile(state)
 
@@ -230,7 +297,7 @@ class Manager:
         state = self.state(name)
         state.stopped = False
         state.cancel_timers()
-        state.reset_flapping()
+        state.reset_policies()
         self._restart(state)
 
     def scale(self, name: str, delta: int) -> int:
@@ -301,6 +368,9 @@ class Manager:
             return
         if state.spawner is not None:
             return  # it reconciles when it is done
+        if state.respawn_pending:
+            self._reap(state)  # a scale-down still applies; spawns wait for the backoff
+            return
         if not self._spawn_slice(state):
             state.spawner = gevent.spawn(self._spawn_rest, state)
             return
@@ -344,6 +414,8 @@ class Manager:
         )  # fmt: skip
         if self.output_listener is not None:
             self._attach_output(process, self.output_listener)
+        process.spawned_at = self.clock()
+        process.restarts = state.inherited.popleft() if state.inherited else 0
         process.spawn()
         state.queue.append(process)
         self.running[process.pid] = process
@@ -418,34 +490,76 @@ class Manager:
             if state is not None and not state.stopped:
                 self.reconcile(state)
             return
-        verdict = Verdict.RESPAWN
-        if state.flapping is not None and not process.stop_requested:
-            verdict = state.flapping.on_exit()
-        if verdict is Verdict.RESPAWN:
-            if process.spawn_error is not None:
-                self._respawn_later(state)
-            else:
-                self.reconcile(state)
+        if process.stop_requested:
+            self.reconcile(state)
         else:
-            self._flap(state, retry=verdict is Verdict.RETRY)
+            self._crashed(state, process)
 
-    def _respawn_later(self, state: TemplateState) -> None:
-        """Rate-limit a template whose program cannot be started (no busy loop)."""
-        if state.respawn_timer is None or state.respawn_timer.dead:
-            state.respawn_timer = gevent.spawn_later(SPAWN_FAILURE_DELAY, self.reconcile, state)
+    def _crashed(self, state: TemplateState, process: Process) -> None:
+        """An exit gaffer did not ask for: respawn after the backoff, flap, or give up."""
+        delay = state.backoff.on_exit(process.spawned_at)
+        verdict = Verdict.RESPAWN if state.flapping is None else state.flapping.on_exit()
+        if verdict is Verdict.GIVE_UP:
+            self._flap(state, retry=False)
+            self._fail(state, "flapping gave up")
+            return
+        if delay is None:
+            self._fail(state, f"{state.backoff.failures} quick failures in a row")
+            return
+        state.restarts += 1
+        state.inherited.append(process.restarts + 1)
+        while len(state.inherited) > state.template.numprocesses:
+            state.inherited.popleft()
+        if verdict is Verdict.RETRY:
+            self._flap(state, retry=True)
+        elif process.spawn_error is not None:  # no busy loop on a program that cannot start
+            self._respawn_later(state, max(delay, SPAWN_FAILURE_DELAY))
+        elif delay > 0:
+            self._respawn_later(state, delay)
+        else:
+            self.reconcile(state)
+
+    def _respawn_later(self, state: TemplateState, delay: float) -> None:
+        """RUNNING -> BACKOFF: respawn what is missing once ``delay`` has passed."""
+        if state.respawn_pending:
+            return  # this exit belongs to the round already waiting
+        state.retry_at = self.clock() + delay
+        state.respawn_timer = gevent.spawn_later(delay, self._respawn_due, state)
+        self._publish_twin(
+            "backoff", state.template.name, delay=round(delay, 3),
+            failures=state.backoff.failures, restarts=state.restarts,
+        )  # fmt: skip
+
+    def _respawn_due(self, state: TemplateState) -> None:
+        # BACKOFF -> RUNNING
+        state.respawn_timer = None
+        state.retry_at = None
+        self.reconcile(state)
+
+    def _fail(self, state: TemplateState, reason: str) -> None:
+        """-> FAILED: stop the template for good and say so (a start or restart clears it)."""
+        name = state.template.name
+        state.failed = True
+        self._stop(state)
+        log.warning("%s failed: %s; gave up restarting it", name, reason)
+        self._publish_twin(
+            "failed", name, reason=reason, failures=state.backoff.failures,
+            restarts=state.restarts,
+        )  # fmt: skip
 
     def _flap(self, state: TemplateState, *, retry: bool) -> None:
         name = state.template.name
         self.bus.publish("flap", name=name)
         self._stop(state)
         if retry and state.template.flapping is not None:
-            state.retry_timer = gevent.spawn_later(
-                state.template.flapping.retry_in, self._retry_after_flap, state
-            )
+            retry_in = state.template.flapping.retry_in
+            state.retry_at = self.clock() + retry_in
+            state.retry_timer = gevent.spawn_later(retry_in, self._retry_after_flap, state)
 
     def _retry_after_flap(self, state: TemplateState) -> None:
         # Must not reset the flapping history, or max_retry could never be reached.
         state.retry_timer = None
+        state.retry_at = None
         if self.states.get(state.template.name) is state:
             state.stopped = False
             self._restart(state)

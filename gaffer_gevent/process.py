@@ -76,6 +76,10 @@ class Process:
         self.exit_status: ExitStatus | None = None
         self.spawn_error: str | None = None
         self.stop_requested = False
+        #: Set by the manager: its clock at spawn (run time decides the backoff), and how
+        #: many crashed processes this one replaces in a row (its slot's restart count).
+        self.spawned_at = 0.0
+        self.restarts = 0
         self.exited = Event()
         self._on_exit = on_exit
         self._greenlets = Group()

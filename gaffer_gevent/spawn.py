@@ -75,6 +75,9 @@ def fork_exec(
     Raises ``OSError`` (errno set) when the program cannot be executed.
     """
     exe = argv[0]
+    # Listen for SIGCHLD before the first fork: a child that exits at once (`false`) would
+    # otherwise signal before anyone listens, and its exit would never be seen.
+    get_hub().loop.install_sigchld()
     env_list = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items() if "=" not in k]
     errpipe_read, errpipe_write = os.pipe()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import gevent
 import httpx
 import psutil
 import pytest
@@ -23,10 +25,11 @@ GAFFERD = [sys.executable, "-m", "gaffer_gevent"]
 class Gafferd:
     """A gafferd subprocess on an ephemeral port, in its own process group."""
 
-    def __init__(self, config: Path, *extra: str) -> None:
+    def __init__(self, config: Path, *extra: str, bind: str | None = "127.0.0.1:0") -> None:
         self.config = config
+        binds = ["--bind", bind] if bind is not None else []
         self.proc = subprocess.Popen(
-            [*GAFFERD, "--bind", "127.0.0.1:0", *extra, str(config)],
+            [*GAFFERD, *binds, *extra, str(config)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )  # fmt: skip
         self.stderr_lines: list[str] = []
@@ -43,6 +46,24 @@ class Gafferd:
             match = re.search(r"listening on (http://\S+)", line)
             if match:
                 return match.group(1)
+
+    def log_line(self, pattern: str, timeout: float = 10.0) -> str:
+        """The first line of gafferd's log (from the start) matching ``pattern``."""
+        assert self.proc.stderr is not None
+        seen = 0
+        with gevent.Timeout(timeout, AssertionError(f"no {pattern!r} in {self.stderr_lines}")):
+            while True:
+                for line in self.stderr_lines[seen:]:
+                    if re.search(pattern, line):
+                        return line
+                seen = len(self.stderr_lines)
+                line = self.proc.stderr.readline().decode()
+                if not line:
+                    raise AssertionError(f"gafferd exited: {self.stderr_lines}")
+                self.stderr_lines.append(line)
+
+    def pids(self, name: str) -> list[int]:
+        return list(self.http.get(f"/processes/{name}/_pids").json()["pids"])
 
     def children(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children(recursive=True)
@@ -268,3 +289,105 @@ def test_gafferd_escapes_control_characters_in_its_own_log(
         "n\\x1b[2J[1] out\\n | line one",
         "n\\x1b[2J[1] out\\n | line two",
     ]
+
+
+# -- reload rules (issue 13) --------------------------------------------------------------------
+
+
+def test_sighup_scales_a_numprocesses_change_and_keeps_the_pids(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "g.ini", "[process:s]\ncmd = sleep 600\nnumprocesses = 2\n")
+    daemon = Gafferd(config)
+    try:
+        wait_for(lambda: daemon.pids("s") == [1, 2])
+        write_config(config, "[process:s]\ncmd = sleep 600\nnumprocesses = 4\n")
+        daemon.proc.send_signal(signal.SIGHUP)
+        assert "scaled s to 4" in daemon.log_line("scaled s")
+        wait_for(lambda: daemon.pids("s") == [1, 2, 3, 4])  # added two, restarted none
+        write_config(config, "[process:s]\ncmd = sleep 600\nnumprocesses = 1\n")
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.pids("s") == [4])  # the oldest go first, as with _sub
+        write_config(config, "[process:s]\ncmd = sleep 601\nnumprocesses = 1\n")
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.pids("s") == [5])  # any other change still updates
+        assert "updated s" in daemon.log_line("updated s")
+        assert daemon.stop() == 0
+    finally:
+        daemon.cleanup()
+
+
+def test_sighup_never_replaces_a_template_created_over_http(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "g.ini", "[process:other]\ncmd = sleep 600\n")
+    daemon = Gafferd(config)
+    try:
+        created = daemon.http.post("/processes", json={"name": "api", "cmd": "sleep 600"})
+        assert created.status_code == 200
+        write_config(config, "[process:other]\ncmd = sleep 600\n[process:api]\ncmd = sleep 601\n")
+        feed = {"feed": "continuous"}
+        with daemon.http.stream("GET", "/watch/reload_conflict", params=feed) as watch:
+            chunks = watch.iter_raw()
+            assert next(chunks).strip() == b""  # the first heartbeat: subscribed
+            daemon.proc.send_signal(signal.SIGHUP)
+            line = daemon.log_line(r"\[process:api\] skipped")
+            assert "created over HTTP and is kept" in line
+            received = b""
+            while not received.strip().endswith(b"}"):  # heartbeats are bare newlines
+                received += next(chunks)
+        event = json.loads(received)
+        assert event == {"event": "reload_conflict", "name": "api", "section": "process:api"}
+        assert daemon.http.get("/processes/api").json()["cmd"] == "sleep 600"
+        assert daemon.pids("api") == [2]
+        # Once the client's template is gone, the section applies.
+        assert daemon.http.delete("/processes/api").status_code == 200
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.http.get("/processes/api").status_code == 200)
+        assert daemon.http.get("/processes/api").json()["cmd"] == "sleep 601"
+        assert daemon.stop() == 0
+    finally:
+        daemon.cleanup()
+
+
+ENDPOINT = "[gaffer]\nhttp_endpoints = main\n[endpoint:main]\nbind = {}\n"
+
+
+def test_sighup_says_a_changed_bind_needs_a_restart(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "g.ini", ENDPOINT.format("127.0.0.1:0"))
+    daemon = Gafferd(config, bind=None)
+    try:
+        write_config(config, ENDPOINT.format("127.0.0.1:1"))
+        daemon.proc.send_signal(signal.SIGHUP)
+        line = daemon.log_line("endpoints changed")
+        assert "(127.0.0.1:1); still listening on 127.0.0.1:0" in line
+        assert "restart gafferd to apply them" in line
+        assert daemon.http.get("/ping").status_code == 200  # and it still serves where it was
+        assert daemon.stop() == 0
+    finally:
+        daemon.cleanup()
+    flagged = Gafferd(config)  # --bind given: the file's endpoints are not used at all
+    try:
+        write_config(config, ENDPOINT.format("127.0.0.1:2"))
+        flagged.proc.send_signal(signal.SIGHUP)
+        assert "--bind is in effect" in flagged.log_line("endpoints changed")
+        assert flagged.stop() == 0
+    finally:
+        flagged.cleanup()
+
+
+def test_args_with_semicolons_and_hashes_reach_the_child_whole(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "g.ini",
+        "[process:sh]\ncmd = sh\nargs = -c 'echo \"a ; b # c\" ; exec sleep 600'\n"
+        "numprocesses = 1 ; one\n"
+        "redirect_output = out\n[gaffer]\nbackoff = 0.1 60 10 15  ; the defaults\n",
+    )
+    daemon = Gafferd(config)
+    try:
+        args = daemon.http.get("/processes/sh").json()["args"]
+        assert args == "-c 'echo \"a ; b # c\" ; exec sleep 600'"
+        stream = {"feed": "longpoll", "since": 0}
+        wait_for(lambda: b"a ; b # c\n" in daemon.http.get("/streams/1/out", params=stream).content)
+        write_config(config, config.read_text().replace("0.1 60 10 15", "0.2"))
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.log_line("applied the new backoff settings")
+        assert daemon.stop() == 0
+    finally:
+        daemon.cleanup()

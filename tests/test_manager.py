@@ -6,6 +6,10 @@ import gc
 import os
 import resource
 import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -13,6 +17,7 @@ import psutil
 import pytest
 
 from gaffer_gevent.errors import BadValue, NotFound
+from gaffer_gevent.flapping import BackoffConfig
 from gaffer_gevent.limits import ProcessLimits
 from gaffer_gevent.manager import SPAWN_BATCH, Manager
 from gaffer_gevent.template import ProcessTemplate
@@ -271,3 +276,103 @@ def test_emfile_makes_spawns_fail_with_an_event_not_a_loop(manager: Manager) -> 
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     manager.stop_template("many")
     wait_for(lambda: not manager.stopping, timeout=20)
+
+
+# -- crash loops (issue 13) ---------------------------------------------------------------------
+
+FAST = BackoffConfig(first_delay=0.02, max_delay=0.1, reset_after=0.3, give_up_after=5)
+
+
+@pytest.fixture
+def fast() -> Iterator[Manager]:
+    """A manager whose backoff runs a whole crash loop in about a second."""
+    mgr = Manager(backoff=FAST)
+    yield mgr
+    mgr.stop_all(timeout=10)
+    mgr.bus.close()
+
+
+def test_the_first_child_of_a_process_exiting_at_once_is_seen(tmp_path: Path) -> None:
+    """A child that exits before the parent ever listened for SIGCHLD still reports its exit."""
+    script = tmp_path / "first.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "import gevent\n"
+        "from gaffer_gevent.spawn import fork_exec, watch_exit\n"
+        "devnull = os.open(os.devnull, os.O_RDWR)\n"
+        "pid = fork_exec(['true'], env=dict(os.environ), stdin=devnull, stdout=devnull,\n"
+        "                stderr=devnull)\n"
+        "time.sleep(0.2)  # not patched: the exit and its SIGCHLD happen now\n"
+        "seen = []\n"
+        "watch_exit(pid, seen.append)\n"
+        "deadline = time.monotonic() + 5\n"
+        "while not seen and time.monotonic() < deadline:\n"
+        "    gevent.sleep(0.01)\n"
+        "sys.exit(0 if seen else 1)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], timeout=30, check=False)
+    assert done.returncode == 0
+
+
+def test_a_crash_loop_backs_off_then_fails_until_started(fast: Manager) -> None:
+    events = record(fast)
+    add(fast, "crash", cmd="false")
+    wait_for(lambda: fast.states["crash"].failed, timeout=10)
+    kinds = [e["event"] for e in events if not e["event"].startswith("proc.")]
+    assert kinds.count("spawn") == 5 and kinds.count("backoff") == 4
+    assert kinds[-2:] == ["stop", "failed"]
+    delays = [e["delay"] for e in events if e["event"] == "backoff"]
+    assert delays == sorted(delays) and 0.018 <= delays[0] <= 0.02 and delays[-1] <= 0.1
+    failed = [e for e in events if e["event"] in ("failed", "proc.crash.failed")]
+    assert [e["restarts"] for e in failed] == [4, 4] and failed[0]["failures"] == 5
+    assert fast.status("crash")["state"] == "failed"
+    fast.start_template("crash")
+    assert fast.status("crash")["state"] != "failed"
+    wait_for(lambda: fast.states["crash"].failed, timeout=10)  # and it fails again
+    assert fast.status("crash")["restarts"] == 8
+
+
+def test_a_scale_during_the_backoff_waits_for_it(fast: Manager) -> None:
+    events = record(fast, "spawn")
+    add(fast, "crash", cmd="false")
+    wait_for(lambda: fast.states["crash"].respawn_pending)
+    spawned = len(events)
+    fast.scale("crash", 2)  # three wanted now, but the round is still waiting
+    assert len(events) == spawned and fast.status("crash")["state"] == "backoff"
+    wait_for(lambda: len(events) >= spawned + 3)  # the due round spawns all three
+    fast.stop_template("crash")
+
+
+def test_copies_of_a_template_crashing_together_are_one_round(fast: Manager) -> None:
+    events = record(fast)
+    add(fast, "crash", cmd="false", numprocesses=3)
+    wait_for(lambda: fast.states["crash"].failed, timeout=10)
+    assert [e["event"] for e in events].count("spawn") == 15  # 5 rounds of 3, not 5 spawns
+    assert fast.status("crash")["failures"] == 5
+
+
+def test_per_pid_restart_counts_follow_the_slot(fast: Manager) -> None:
+    add(fast, "svc", cmd="sleep 600", numprocesses=2)
+    first = fast.running[2]
+    os.kill(first.os_pid, signal.SIGKILL)
+    wait_for(lambda: fast.pids("svc") == [1, 3])
+    os.kill(fast.running[3].os_pid, signal.SIGKILL)
+    wait_for(lambda: fast.pids("svc") == [1, 4])
+    assert [fast.running[pid].restarts for pid in (1, 4)] == [0, 2]
+    assert fast.status("svc")["restarts"] == 2
+    fast.restart_template("svc")  # a fresh set: fresh slots
+    assert [fast.running[pid].restarts for pid in fast.pids("svc")] == [0, 0]
+    assert fast.status("svc")["restarts"] == 2  # the template's count is kept
+    fast.update_template(ProcessTemplate.from_json({"name": "svc", "cmd": "sleep 500"}))
+    assert fast.status("svc")["restarts"] == 0  # a new definition counts afresh
+
+
+def test_flapping_gives_up_as_failed(manager: Manager) -> None:
+    events = record(manager)
+    flapping = {"attempts": 1, "window": 5, "retry_in": 0.1, "max_retry": 1}
+    add(manager, "crash", cmd="false", flapping=flapping)
+    wait_for(lambda: manager.states["crash"].failed, timeout=10)
+    kinds = [e["event"] for e in events if not e["event"].startswith("proc.")]
+    assert kinds.count("spawn") == 2 and kinds.count("flap") == 2 and kinds[-1] == "failed"
+    failed = next(e for e in events if e["event"] == "failed")
+    assert failed["reason"] == "flapping gave up"

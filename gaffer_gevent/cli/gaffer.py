@@ -263,13 +263,15 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    """Show the app's processes on gafferd: name, pid, os_pid, state, uptime, cpu, mem.
+    """Show the app's processes on gafferd: name, pid, os_pid, state, restarts, uptime, cpu, mem.
 
-    UPTIME is the CPU time (M:SS.cc) when gafferd's stats carry no start time.
+    A process type in a crash loop gets a row of its own saying ``backoff`` (a respawn
+    waits) or ``failed`` (given up), with the type's restart count. UPTIME is the CPU
+    time (M:SS.cc) when gafferd's stats carry no start time.
     """
     app = load_app(args)
     group = _group(args, app)
-    rows = [("NAME", "PID", "OS_PID", "STATE", "UPTIME", "CPU", "MEM")]
+    rows = [("NAME", "PID", "OS_PID", "STATE", "RESTARTS", "UPTIME", "CPU", "MEM")]
     with _client(args) as client:
         names = set(client.get_group(group))
         for ptype in app.ptypes:
@@ -277,8 +279,11 @@ def cmd_ps(args: argparse.Namespace) -> int:
             if name not in names:
                 continue
             procs = client.stats(name).get("stats") or []
-            if not procs:
-                rows.append((ptype.name, "-", "-", "stopped", "-", "-", "-"))
+            status = client.status(name)
+            state = status.get("state") or "stopped"
+            if not procs or state in ("backoff", "failed"):
+                restarts = str(status.get("restarts", "-"))
+                rows.append((ptype.name, "-", "-", state, restarts, "-", "-", "-"))
             for n, proc in enumerate(procs, 1):
                 rows.append(
                     (
@@ -286,6 +291,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
                         str(proc.get("id", "-")),
                         str(proc.get("pid", "-")),
                         "running",
+                        str(proc.get("restarts", "-")),
                         _uptime(proc),
                         _number(proc.get("cpu")),
                         _number(proc.get("mem")),

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
-from ..client import DEFAULT_URL, Client, signal_number
+from ..client import DEFAULT_URL, Client, Status, signal_number
 from . import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -184,10 +184,25 @@ def sub(ctx: Context, args: argparse.Namespace) -> int:
 
 @command("status", NAME)
 def status(ctx: Context, args: argparse.Namespace) -> int:
-    """Print "active" when a template has running processes, else "stopped"."""
+    """Print "active" (running), "stopped", "backoff" (a crash loop waits to respawn) or
+    "failed" (given up: start or restart retries), with the restart count once there is one."""
     info = ctx.client.status(args.name)
-    ctx.emit("active" if info["active"] else "stopped", info)
+    ctx.emit(describe_status(info), info)
     return EXIT_OK
+
+
+def describe_status(info: Status) -> str:
+    """``active`` / ``stopped`` as gaffer 0.4 printed, or ``backoff, 6 restarts, next in 3.2 s``."""
+    state = info.get("state") or ("running" if info["active"] else "stopped")
+    words = ["active" if state == "running" else state]
+    restarts = info.get("restarts") or 0
+    if restarts:
+        words.append(f"{restarts} restart{'s' if restarts != 1 else ''}")
+    retry_in = info.get("retry_in")
+    if state == "backoff" and retry_in is not None:
+        words.append(f"next in {retry_in:.1f} s")
+    text = ", ".join(words)
+    return text + ": start or restart it to try again" if state == "failed" else text
 
 
 @command("numprocesses", NAME)

@@ -6,7 +6,7 @@ import json
 import signal
 import ssl
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal, TypedDict, TypeVar, cast, overload
+from typing import Any, Literal, NotRequired, TypedDict, TypeVar, cast, overload
 from urllib.parse import quote
 
 import httpx
@@ -25,11 +25,15 @@ T = TypeVar("T")
 
 
 class Status(TypedDict):
-    """The body of ``GET /status/<name>`` (spec 4.9)."""
+    """The body of ``GET /status/<name>`` (spec 4.9), then our keys (absent from gaffer 0.4)."""
 
     active: bool
     running: int
     max_processes: int
+    state: NotRequired[str]  # "running", "backoff", "failed" or "stopped"
+    restarts: NotRequired[int]
+    failures: NotRequired[int]
+    retry_in: NotRequired[float | None]
 
 
 class Ticket(TypedDict):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
+import time
 from typing import Any
 
 import httpx
@@ -87,6 +89,10 @@ def test_create_with_start_false_spawns_nothing(client: httpx.Client) -> None:
         "active": False,
         "running": 0,
         "max_processes": 1,
+        "state": "stopped",
+        "restarts": 0,
+        "failures": 0,
+        "retry_in": None,
     }
 
 
@@ -256,7 +262,15 @@ def test_stop_then_start_spawns_again(client: httpx.Client) -> None:
     create(client, "svc")
     r = client.post("/processes/svc/_stop")
     assert (r.status_code, r.json()) == (200, {"ok": True})
-    assert client.get("/status/svc").json() == {"active": False, "running": 0, "max_processes": 1}
+    assert client.get("/status/svc").json() == {
+        "active": False,
+        "running": 0,
+        "max_processes": 1,
+        "state": "stopped",
+        "restarts": 0,
+        "failures": 0,
+        "retry_in": None,
+    }
     assert pids(client, "svc") == []
     # Stopping twice is a no-op.
     assert client.post("/processes/svc/_stop").status_code == 200
@@ -292,7 +306,15 @@ def test_add_and_sub_scale_and_clamp_at_zero(client: httpx.Client) -> None:
     assert pids(client, "svc") == [4, 5]
     assert client.post("/processes/svc/_sub/10").json() == {"ok": True, "numprocesses": 0}
     assert pids(client, "svc") == []
-    assert client.get("/status/svc").json() == {"active": False, "running": 0, "max_processes": 0}
+    assert client.get("/status/svc").json() == {
+        "active": False,
+        "running": 0,
+        "max_processes": 0,
+        "state": "stopped",
+        "restarts": 0,
+        "failures": 0,
+        "retry_in": None,
+    }
     assert client.post("/processes/svc/_add/1").json() == {"ok": True, "numprocesses": 1}
     assert pids(client, "svc") == [6]
 
@@ -398,5 +420,34 @@ def test_status(client: httpx.Client) -> None:
     create(client, "svc", numprocesses=3)
     r = client.get("/status/svc")
     assert r.status_code == 200
-    assert r.json() == {"active": True, "running": 3, "max_processes": 3}
+    assert r.json() == {
+        "active": True,
+        "running": 3,
+        "max_processes": 3,
+        "state": "running",
+        "restarts": 0,
+        "failures": 0,
+        "retry_in": None,
+    }
     error(client.get("/status/none"), 404, "not_found")
+
+
+def test_a_crashing_false_backs_off_by_default(client: httpx.Client, server: LiveServer) -> None:
+    """Issue 13: `false` without flapping made 1,793 spawns in 2 s; now its delays double."""
+    spawned: list[float] = []
+    server.manager.bus.subscribe("proc.crash.spawn", lambda e, p: spawned.append(time.monotonic()))
+    r = client.post("/processes", json={"name": "crash", "cmd": "false"})
+    assert r.status_code == 200
+    wait_for(lambda: len(spawned) >= 6, timeout=8)  # about 0, 0.1, 0.3, 0.7, 1.5 and 3.1 s
+    gaps = [b - a for a, b in itertools.pairwise(spawned[:6])]
+    assert gaps[0] >= 0.09  # 0.1 s less up to 10 % jitter
+    assert all(later > 1.5 * earlier for earlier, later in itertools.pairwise(gaps)), gaps
+    assert spawned[5] - spawned[0] > 2.5  # six spawns in 2.5 s or more, not thousands
+    status = wait_for(
+        lambda: (s := client.get("/status/crash").json())["state"] == "backoff" and s, timeout=5
+    )
+    assert status["active"] is False and status["running"] == 0
+    assert status["restarts"] >= 6 and status["failures"] >= 6
+    assert 0 < status["retry_in"] <= 6.4
+    client.post("/processes/crash/_stop")
+    assert client.get("/status/crash").json()["state"] == "stopped"

@@ -81,7 +81,8 @@ def test_template_stats(client: httpx.Client, server: LiveServer) -> None:
     assert [s["id"] for s in body["stats"]] == [1, 2]  # oldest first
     for entry, pid in zip(body["stats"], (1, 2), strict=True):
         assert entry["started_at"] == server.manager.running[pid].started_at  # ours, for uptimes
-        extra = ("id", "started_at")
+        assert entry["restarts"] == 0  # ours: crashed processes in a row this one replaces
+        extra = ("id", "started_at", "restarts")
         check_info({k: v for k, v in entry.items() if k not in extra}, os_pid(server, pid))
     cpus = [s["cpu"] for s in body["stats"]]
     mems = [s["mem"] for s in body["stats"]]

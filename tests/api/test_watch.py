@@ -169,8 +169,10 @@ def test_spawn_and_exit_fields(client: httpx.Client, server: LiveServer) -> None
         assert exit_ == {"event": "exit", "name": "w", "pid": 1, "exit_status": 0,
                          "term_signal": signal.SIGTERM, "os_pid": os_pid}  # fmt: skip
         assert twin == {**exit_, "event": "proc.w.exit"}
-        # Not stopped: a replacement spawns.
-        assert names(read_messages(events, 2)) == ["spawn", "proc.w.spawn"]
+        # Not stopped: a replacement spawns, after the backoff (it ran a moment, not 10 s).
+        assert names(read_messages(events, 4)) == [
+            "backoff", "proc.w.backoff", "spawn", "proc.w.spawn",
+        ]  # fmt: skip
 
 
 def test_exit_status_of_a_normal_exit(client: httpx.Client, server: LiveServer) -> None:

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TICKER, collect, one_line, run_script, spawn_script, stop_process, wait_for
+from .conftest import (
+    TICKER,
+    collect,
+    one_line,
+    run_script,
+    spawn_script,
+    start_gafferd,
+    stop_process,
+    wait_for,
+)
 
 PY = sys.executable
 
@@ -126,12 +135,15 @@ def test_load_scale_ps_unload(app, gafferd, client):
     ps = run_script("gaffer", "--endpoint", url, "ps", cwd=app)
     assert ps.code == 0, ps.err
     header, *rows = ps.out.splitlines()
-    assert header.split() == ["NAME", "PID", "OS_PID", "STATE", "UPTIME", "CPU", "MEM"]
+    assert header.split() == [
+        "NAME", "PID", "OS_PID", "STATE", "RESTARTS", "UPTIME", "CPU", "MEM",
+    ]  # fmt: skip
     assert [row.split()[0] for row in rows] == ["web.1", "web.2", "web.3", "worker.1", "worker.2"]
     assert {row.split()[3] for row in rows} == {"running"}
+    assert {row.split()[4] for row in rows} == {"0"}
     assert {int(row.split()[1]) for row in rows} <= set(client.running())
     stopped = run_script("gaffer", "--endpoint", url, "ps", "shop-1", cwd=app)
-    assert re.search(r"^web +- +- +stopped", stopped.out, re.M)
+    assert re.search(r"^web +- +- +stopped +0 ", stopped.out, re.M)
 
     assert run_script("gaffer", "unload", "shop-1", url, cwd=app).out == "'shop-1' unloaded\n"
     assert run_script("gaffer", "--endpoint", url, "unload", cwd=app).out == "'shop' unloaded\n"
@@ -176,3 +188,22 @@ def test_help_of_every_command(app):
     unknown = run_script("gaffer", "frobnicate")
     assert unknown.code == 2
     assert one_line(unknown.err) == "gaffer: unknown command 'frobnicate' (try 'gaffer help')"
+
+
+def test_ps_shows_a_crash_loop_and_its_restarts(tmp_path):
+    app = tmp_path / "loop"
+    app.mkdir()
+    (app / "Procfile").write_text(f"crash: false\nfine: {PY} -u {TICKER} fine\n")
+    daemon = start_gafferd(tmp_path, config="[gaffer]\nbackoff = 0.02 0.1 0.5 3\n")
+    try:
+        assert run_script("gaffer", "load", ".", daemon.url, cwd=app).code == 0
+        with daemon.client() as client:
+            wait_for(lambda: client.status("loop:crash").get("state") == "failed", timeout=10)
+            wait_for(lambda: client.status("loop:fine")["running"] == 1)
+        ps = run_script("gaffer", "--endpoint", daemon.url, "ps", cwd=app)
+        assert ps.code == 0, ps.err
+        rows = [row.split()[:5] for row in ps.out.splitlines()[1:]]
+        assert rows[0] == ["crash", "-", "-", "failed", "2"]
+        assert rows[1][0] == "fine.1" and rows[1][3:] == ["running", "0"]
+    finally:
+        stop_process(daemon.proc)

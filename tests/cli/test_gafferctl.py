@@ -8,6 +8,7 @@ import signal
 import sys
 
 from gaffer_gevent import __version__
+from gaffer_gevent.cli.gafferctl import describe_status
 
 from .conftest import (
     ECHO,
@@ -17,6 +18,7 @@ from .conftest import (
     one_line,
     run_script,
     spawn_script,
+    start_gafferd,
     stop_process,
     wait_for,
 )
@@ -115,6 +117,10 @@ def test_json_output(ctl, client):
         "active": True,
         "running": 1,
         "max_processes": 1,
+        "state": "running",
+        "restarts": 0,
+        "failures": 0,
+        "retry_in": None,
     }
     assert json.loads(ctl("--json", "add", "tick").out) == {"ok": True, "numprocesses": 2}
     assert json.loads(ctl("--json", "stop", "tick").out) == {"ok": True}
@@ -269,3 +275,31 @@ def test_logs_and_rotate(ctl, client, tmp_path):
     rotated = ctl("--json", "rotate", "tick")
     assert rotated.code == 0 and json.loads(rotated.out)["ok"] is True
     assert ctl("rotate", "nope").code == 1
+
+
+#: Backs off 20 ms doubling to 0.1 s and gives up at the 3rd quick failure in a row.
+FAST_BACKOFF = "[gaffer]\nbackoff = 0.02 0.1 0.5 3\n"
+
+
+def test_status_of_a_crash_loop_says_failed_with_its_restarts(tmp_path):
+    daemon = start_gafferd(tmp_path, config=FAST_BACKOFF)
+    try:
+        with daemon.client() as client:
+            client.add_process("crash", "false", start=True)
+            wait_for(lambda: client.status("crash").get("state") == "failed", timeout=10)
+            ctl = run_script("gafferctl", "--connect", daemon.url, "status", "crash")
+            assert ctl.out == "failed, 2 restarts: start or restart it to try again\n"
+            client.start_process("crash")
+            assert client.status("crash")["state"] != "failed"
+    finally:
+        stop_process(daemon.proc)
+
+
+def test_describe_status_keeps_gaffer_04_words_for_healthy_templates():
+    base = {"active": True, "running": 1, "max_processes": 1}
+    assert describe_status(base) == "active"  # a gaffer 0.4 server: no state key
+    assert describe_status({**base, "active": False, "running": 0}) == "stopped"
+    assert describe_status({**base, "state": "running", "restarts": 0}) == "active"
+    assert describe_status({**base, "state": "running", "restarts": 1}) == "active, 1 restart"
+    backoff = {**base, "active": False, "state": "backoff", "restarts": 6, "retry_in": 3.21}
+    assert describe_status(backoff) == "backoff, 6 restarts, next in 3.2 s"

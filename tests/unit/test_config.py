@@ -18,8 +18,10 @@ from gaffer_gevent.config import (
     parse_config,
 )
 from gaffer_gevent.errors import ConfigError
+from gaffer_gevent.flapping import BackoffConfig
 from gaffer_gevent.limits import ProcessLimits
 from gaffer_gevent.signing import Secret
+from gaffer_gevent.template import ProcessTemplate
 
 SPEC_EXAMPLE = """\
 [gaffer]
@@ -274,12 +276,39 @@ def test_default_cmd_gives_every_process_section_a_cmd() -> None:
 
 def test_interpolation_is_off_and_inline_comments_are_stripped() -> None:
     body = bodies(
-        "[process:a]\ncmd = echo %(x)s $HOME # a comment\nargs = 100%\n"
+        "[process:a]\ncmd = echo %(x)s $HOME\nargs = 100%\n"
         "stdout_logfile = a;b.log ; only the spaced ; starts a comment\n"
+        "numprocesses = 2 # two\ngraceful_timeout = 3 ; seconds\n"
+        "redirect_output = out,\n  err  ; a comment on a continuation line\n"
     )["a"]
     assert body["cmd"] == "echo %(x)s $HOME"
     assert body["args"] == "100%"
     assert body["stdout_logfile"] == "a;b.log"
+    assert (body["numprocesses"], body["graceful_timeout"]) == (2, 3.0)
+    assert body["redirect_output"] == ["out", "err"]
+
+
+def test_cmd_and_args_keep_semicolons_and_hashes() -> None:
+    """Issue 13: ``args = -c 'a ; b'`` was cut at `` ;``, taken as an inline comment."""
+    text = (
+        "[DEFAULT]\nargs = -c 'echo default ; echo # too'\n"
+        "[process:a]\ncmd = sh\nargs = -c 'echo a ; echo b # not a comment'\n"
+        "[process:b]\ncmd = sh -c 'true ; true' # all of it is the command\n"
+        "[process:c]\ncmd = sh\n"
+        "[env:a]\nX = 1 ; a comment, as in the spec's example\n"
+    )
+    result = bodies(text)
+    assert result["a"]["args"] == "-c 'echo a ; echo b # not a comment'"
+    assert result["b"]["cmd"] == "sh -c 'true ; true' # all of it is the command"
+    assert result["c"]["args"] == "-c 'echo default ; echo # too'"  # from [DEFAULT]
+    assert result["a"]["env"] == {"X": "1"}
+    template = ProcessTemplate.from_json(result["a"])
+    assert template.argv(template.child_env())[1:] == ["-c", "echo a ; echo b # not a comment"]
+
+
+def test_a_value_that_is_only_a_comment_is_empty() -> None:
+    config = parse("[gaffer]\nhttp_endpoints = ; none yet\n[process:a]\ncmd = true\n")
+    assert config.endpoints == []
 
 
 # -- env sections ----------------------------------------------------------------
@@ -743,6 +772,14 @@ E = "[gaffer]\nhttp_endpoints = e\n[endpoint:e]\n"  # a listed endpoint to fill 
             "'\u00b2' is not",
         ),
         ("[gaffer]\nmax_buffer_size = 10\n", "[gaffer] max_buffer_size", "must be >= 1024"),
+        # backoff
+        ("[gaffer]\nbackoff = 0\n", "[gaffer] backoff", "needs 0 < first delay <= max"),
+        ("[gaffer]\nbackoff = 2 1\n", "[gaffer] backoff", "needs 0 < first delay <= max"),
+        ("[gaffer]\nbackoff = nan\n", "[gaffer] backoff", "'nan' is not a finite number"),
+        ("[gaffer]\nbackoff = 1 2 3 4 5\n", "[gaffer] backoff", "takes 1 to 4 numbers"),
+        ("[gaffer]\nbackoff = 1 2 1e308\n", "[gaffer] backoff", "the reset time must be 0"),
+        ("[gaffer]\nbackoff = 1 2 3 2.5\n", "[gaffer] backoff", "give_up_after must be a whole"),
+        ("[gaffer]\nbackoff = 1 2 3 1001\n", "[gaffer] backoff", "give up after 0 (never)"),
         # endpoints
         ("[gaffer]\nhttp_endpoints = e\n", "[gaffer] http_endpoints", "lists 'e' but there is no"),
         (
@@ -780,6 +817,13 @@ def test_process_limits_come_from_the_gaffer_section() -> None:
     assert parse("").limits == ProcessLimits(1024, 4096, 64 * 1024 * 1024)
     text = "[gaffer]\nmax_processes = 10\nmax_total_processes = 20\nmax_buffer_size = 2MB\n"
     assert parse(text).limits == ProcessLimits(10, 20, 2 * 1024 * 1024)
+
+
+def test_backoff_comes_from_the_gaffer_section() -> None:
+    assert parse("").backoff == BackoffConfig(0.1, 60.0, 10.0, 15)
+    assert parse("[gaffer]\nbackoff = 0.5\n").backoff == BackoffConfig(first_delay=0.5)
+    text = "[gaffer]\nbackoff = 1, 30, 5, 0  ; never give up\n"
+    assert parse(text).backoff == BackoffConfig(1.0, 30.0, 5.0, 0)
 
 
 def test_error_carries_its_location_as_attributes() -> None:
