@@ -140,6 +140,8 @@ class DaemonConfig:
     stdin_queue_size: int = DEFAULT_BUFFER
     log_dir: str | None = None
     plugins_dir: str | None = None
+    #: The lock and the record of running process groups (``runtime.py``); None: the default.
+    runtime_dir: str | None = None
     #: URL -> the secret that signs every POST to it (``[webhooks]`` lines with a secret).
     webhook_secrets: dict[str, Secret] = field(default_factory=dict)
 
@@ -237,7 +239,7 @@ GAFFER_KEYS = frozenset(
     {
         "http_endpoints", "plugins_dir", "include", "include_dir", "cors_origins",
         "stream_buffer_size", "stdin_max_body", "stdin_queue_size", "log_dir",
-        "server_names", "allow_unauthenticated", "socket_mode", *CONNECTION_KEYS,
+        "server_names", "allow_unauthenticated", "socket_mode", "runtime_dir", *CONNECTION_KEYS,
     }
 )  # fmt: skip
 ENDPOINT_KEYS = frozenset({"bind", "certfile", "keyfile", "backlog", "ca_certs", "client_cert"})
@@ -549,7 +551,16 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         stdin_queue_size=size("stdin_queue_size"),
         log_dir=gaffer.get("log_dir") or None,
         plugins_dir=gaffer.get("plugins_dir") or None,
+        runtime_dir=_beside(path, gaffer.get("runtime_dir", "").strip()),
     )
+
+
+def _beside(config_path: str | None, path: str) -> str | None:
+    """``path`` relative to the config file's directory (not to gafferd's cwd); None if empty."""
+    if not path:
+        return None
+    base = os.path.dirname(os.path.abspath(config_path)) if config_path else ""
+    return os.path.join(base, os.path.expanduser(path))
 
 
 def parse_config(text: str, *, path: str = "<config>") -> DaemonConfig:

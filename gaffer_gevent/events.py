@@ -23,9 +23,11 @@ Listener = Callable[[str, dict[str, Any]], None]
 #: Decides whether a feed may see an event (a scoped token sees only its templates' events).
 EventFilter = Callable[[str, dict[str, Any]], bool]
 
-#: Manager-level event names (spec 6.1); ``proc.<name>.<event>`` twins exist for some.
+#: Manager-level event names (spec 6.1, plus ``orphans``: what a crashed manager left was
+#: stopped); ``proc.<name>.<event>`` twins exist for some.
 MANAGER_EVENTS = (
     "create", "start", "stop", "update", "delete", "spawn", "reap", "exit", "stop_pid", "flap",
+    "orphans",
 )  # fmt: skip
 #: Events that also have a per-template ``proc.<name>.<event>`` twin.
 PROC_EVENTS = ("start", "stop", "spawn", "reap", "exit", "stop_pid")
