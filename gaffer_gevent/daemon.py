@@ -289,8 +289,7 @@ class Daemon:
         self._warn_about(config)
         self.extras = bootstrap.start_extras(app, manager, config)
         assert self.runtime is not None
-        self.runtime.sweep(manager.bus, say=self.log)  # before anything new starts
-        self.runtime.record(manager)
+        self.runtime.attach(manager, say=self.log)  # before anything new starts
         servers = make_servers(app, endpoints, limits=config.connections,
                                socket_mode=config.socket_mode, log=self.log)  # fmt: skip
         for server, url in servers:

@@ -283,6 +283,11 @@ class Runtime:
             os.unlink(self.state_path)
         return count
 
+    def attach(self, manager: Manager, say: Callable[[str], None] | None = None) -> None:
+        """``sweep`` onto ``manager``'s bus, then ``record`` its children: before it starts any."""
+        self.sweep(manager.bus, say)
+        self.record(manager)
+
     # -- what this manager runs ---------------------------------------------
 
     def record(self, manager: Manager) -> None:

@@ -98,8 +98,7 @@ class ManagerClaim:
 
     def _take_over(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        runtime.sweep(self.manager.bus, say=log.warning)
-        runtime.record(self.manager)
+        runtime.attach(self.manager, say=log.warning)
         self._start()
         self.active = True
 
