@@ -261,10 +261,11 @@ class Runtime:
 
         Publishes ``orphans`` (``count``, ``groups``, ``manager_pid``) and says one line.
         """
-        previous, self.previous = self.previous, None
+        previous = self.previous
         if previous is None:
             return None
         outcome = leftovers.stop(previous.groups, grace=SWEEP_GRACE)
+        self.previous = None  # only now: a sweep cut short leaves the record for the next start
         count = len(outcome.found)
         groups = len({proc.pgid for proc in outcome.found})
         who = f"pid {previous.manager_pid}" if previous.manager_pid else "unknown pid"
