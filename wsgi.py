@@ -48,7 +48,13 @@ from gevent import monkey
 
 from gaffer_gevent.bootstrap import apply_templates, build_app, build_manager, load, start_extras
 from gaffer_gevent.runtime import Runtime
-from gaffer_gevent.worker import ManagerClaim, graceful_timeout, log, stop_children_first
+from gaffer_gevent.worker import (
+    ManagerClaim,
+    graceful_timeout,
+    gunicorn_worker,
+    log,
+    stop_children_first,
+)
 
 if not monkey.is_module_patched("socket"):
     raise RuntimeError(
@@ -68,9 +74,9 @@ claim = ManagerClaim(
     claim=lambda: Runtime.claim(config.runtime_dir, config.path, f"wsgi:{os.getcwd()}"),
     start=lambda: apply_templates(manager, config),
 )  # fmt: skip
-claim.begin()
+worker = gunicorn_worker()
 #: Seconds ``shutdown`` gives the children: most of gunicorn's graceful timeout.
-SHUTDOWN_TIMEOUT = graceful_timeout()
+SHUTDOWN_TIMEOUT = graceful_timeout(worker)
 
 
 def shutdown(timeout: float = SHUTDOWN_TIMEOUT) -> bool:
@@ -85,3 +91,9 @@ def shutdown(timeout: float = SHUTDOWN_TIMEOUT) -> bool:
 
 stop_children_first(shutdown, SHUTDOWN_TIMEOUT)
 application.extensions["gaffer"].extra.update(shutdown=shutdown, stop_hooks=stop_hooks)
+# Only now, with the stop signals hooked: a stop that came earlier in the boot went to
+# gunicorn's own handler, and children started after it would be left behind at once.
+if worker is None or worker.alive:
+    claim.begin()
+else:
+    claim.stop(0)

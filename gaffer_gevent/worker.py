@@ -116,25 +116,47 @@ class ManagerClaim:
         return response
 
     def stop(self, timeout: float) -> bool:
-        """Stop every child (or the wait for the lock); True if all exited. Then 503 only."""
+        """Stop every child (or the wait for the lock); True if all exited. Then 503 only.
+
+        A worker that stands by still cleans up after a manager that died without
+        stopping (SIGKILL, OOM) if the lock is free: no worker may be left to do it.
+        """
         self.stopping = True
         if self._waiter is not None:
             self._waiter.kill()
+        if self.runtime is None:
+            self._sweep_only()
         stopped = self.manager.stop_all(timeout)
         if self.runtime is not None:
             self.runtime.close()
         return stopped
 
+    def _sweep_only(self) -> None:
+        try:
+            runtime = self._claim()
+        except (NotTheManager, ConfigError):
+            return
+        try:
+            runtime.sweep(self.manager.bus, say=log.warning)
+        finally:
+            runtime.close()
 
-def graceful_timeout(default: float = DEFAULT_STOP_TIMEOUT) -> float:
-    """How long the children may take to stop: most of the worker's graceful timeout.
 
-    Read from the gunicorn worker whose ``handle_exit`` is the SIGTERM handler;
-    ``default`` when that is not a gunicorn worker.
+def gunicorn_worker() -> Any:
+    """The gunicorn worker running us (its ``handle_exit`` handles SIGTERM), or None.
+
+    Ask before ``stop_children_first`` replaces that handler.
     """
-    handler = signal.getsignal(signal.SIGTERM)
-    cfg = getattr(getattr(handler, "__self__", None), "cfg", None)
-    graceful = getattr(cfg, "graceful_timeout", None)
+    worker = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return worker if hasattr(worker, "cfg") and hasattr(worker, "alive") else None
+
+
+def graceful_timeout(worker: Any, default: float = DEFAULT_STOP_TIMEOUT) -> float:
+    """How long the children may take to stop: most of ``worker``'s graceful timeout.
+
+    ``default`` when not under gunicorn (``worker`` is None).
+    """
+    graceful = getattr(getattr(worker, "cfg", None), "graceful_timeout", None)
     if not isinstance(graceful, int | float) or graceful <= 0:
         return default
     return stop_timeout(graceful)

@@ -68,6 +68,20 @@ redirect_output = stdout
 class Gunicorn(LoggedServer):
     """A running gunicorn master, its log, and every OS pid gaffer reported."""
 
+    #: ``GAFFER_CONFIG``: every process of this gunicorn (children included) has it in its env.
+    ini: Path | None = None
+
+    def leftovers(self) -> list[int]:
+        """Processes still carrying this gunicorn's environment, seen by us or not."""
+        marker = f"GAFFER_CONFIG={self.ini}\0".encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    if marker in Path(f"/proc/{entry}/environ").read_bytes():
+                        found.append(int(entry))
+        return alive(set(found))
+
     def get(self, path: str) -> Any:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
         try:
@@ -132,7 +146,9 @@ def start_gunicorn(tmp_path: Path, *extra: str, conf: bool = True, ini_text: str
         [str(GUNICORN), *settings, "-b", "127.0.0.1:0", *extra, "wsgi:application"],
         log, cwd=REPO if conf else tmp_path, env=env,
     )  # fmt: skip
-    return Gunicorn(proc, log)
+    server = Gunicorn(proc, log)
+    server.ini = ini
+    return server
 
 
 def serving(server: Gunicorn, processes: int = 2) -> Gunicorn:
@@ -276,6 +292,8 @@ def stop_leaves_nothing(server: Gunicorn) -> None:
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(STOP_WITHIN) == 0, server.log_text()
     wait_for(lambda: not alive(children), timeout=5)
+    # Also what no request showed, e.g. processes a worker started while it was stopping.
+    wait_for(lambda: not server.leftovers(), timeout=5)
 
 
 def one_manager_answers(server: Gunicorn, echo: list[int]) -> list[int]:
@@ -331,6 +349,7 @@ def test_the_standby_takes_over_when_the_manager_dies(tmp_path: Path) -> None:
     try:
         serving(server, processes=3)
         wait_for(lambda: STANDING_BY in server.log_text(), timeout=TIMEOUT)
+        workers = set(server.managed())
         (manager,) = server.managers()
         orphans = set(server.managed()[manager])
         os.kill(manager, signal.SIGKILL)
@@ -342,6 +361,10 @@ def test_the_standby_takes_over_when_the_manager_dies(tmp_path: Path) -> None:
         wait_for(taken_over, timeout=TIMEOUT)
         (new_manager,) = server.managers()
         wait_for(lambda: len(server.managed()[new_manager]) == 3, timeout=TIMEOUT)
+        # The dead worker's replacement stands by in turn (or manages, if it won the lock).
+        # Wait for its boot: gunicorn loses a SIGTERM that comes before the worker's handlers.
+        booted = f"(pid {new_manager}) runs the processes"
+        wait_for(lambda: booted in server.log_text() or new_manager not in workers, TIMEOUT)
         stopped = re.search(r"did not stop cleanly: stopped (\d+) process", server.log_text())
         assert stopped and 1 <= int(stopped.group(1)) <= 3, server.log_text()
         (echo,) = wait_for(lambda: server.answer("/processes/echo/_pids")[1].get("pids"))
