@@ -36,7 +36,11 @@ and websockets end normally and the worker can exit; ``gunicorn.conf.py`` adds
 the closing of idle keep-alive connections (``extra["stop_hooks"]``). gunicorn's
 SIGHUP replaces the worker, so every child is stopped and the new worker starts
 the ini's processes afresh (new pids); gafferd's SIGHUP instead reconciles the
-running templates in place.
+running templates in place. A stop signal that reaches a worker in its first
+moments, before gunicorn installs the worker's handlers, is lost by gunicorn; the
+master SIGKILLs that worker after ``graceful_timeout``, and what it started is
+stopped by the next worker or gafferd over the same config (README, "Crashes
+and restarts").
 """
 
 from __future__ import annotations
