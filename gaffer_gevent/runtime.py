@@ -130,6 +130,9 @@ def read_record(path: str) -> Record | None:
             text = f.read(64 * 1024 * 1024)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        log.warning("cannot read %s (%s): what the last manager left cannot be found", path, exc)
+        return Record(0)
     try:
         return Record.from_json(json.loads(text))
     except ValueError as exc:
@@ -235,7 +238,10 @@ class Runtime:
         self._remove = remove
         self.lock_path = os.path.join(self.directory, LOCK_FILE)
         self.state_path = os.path.join(self.directory, STATE_FILE)
-        self._fd: int | None = _lock(self.lock_path)
+        try:
+            self._fd: int | None = _lock(self.lock_path)
+        except OSError as exc:  # e.g. the lock file is a symlink (O_NOFOLLOW), or not ours
+            raise _unusable(self.directory, f"{LOCK_FILE}: {exc.strerror or exc}") from None
         #: What the previous manager recorded; None when it stopped cleanly.
         self.previous = read_record(self.state_path)
         self.groups: dict[int, Group] = {}  # gaffer pid -> its group
@@ -246,7 +252,11 @@ class Runtime:
     def claim(cls, configured: str | None, config_path: str | None, fallback: str) -> Runtime:
         """Claim ``[gaffer] runtime_dir``, or the default dir (see ``runtime_dir_for``)."""
         directory = runtime_dir_for(configured, config_path, fallback)
-        return cls(directory, remove=not configured)
+        try:
+            return cls(directory, remove=not configured)
+        except ConfigError as exc:
+            exc.path = config_path or exc.path  # name the file whose runtime_dir it is
+            raise
 
     @property
     def closed(self) -> bool:

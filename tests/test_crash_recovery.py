@@ -196,7 +196,7 @@ def test_an_unsafe_runtime_dir_is_a_config_error(tmp_path: Path, env: dict[str, 
                             env=env, capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
     assert result.returncode == 2
     assert result.stderr == (
-        f"gafferd: <config>: [gaffer] runtime_dir: cannot use {str(shared)!r}: "
+        f"gafferd: {config}: [gaffer] runtime_dir: cannot use {str(shared)!r}: "
         "others may write to it (mode 0777)\n"
     )
 

@@ -128,6 +128,15 @@ def test_a_dir_of_another_user_is_refused(tmp_path: Path) -> None:
         ensure_dir(str(theirs / "mine"))
 
 
+def test_a_lock_file_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "run"
+    directory.mkdir(mode=0o700)
+    (directory / LOCK_FILE).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match=r"cannot use .*: lock: Too many levels of symbolic"):
+        Runtime(str(directory))
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_one_lock_holder_at_a_time(tmp_path: Path) -> None:
     directory = str(tmp_path / "run")
     first = Runtime(directory)
