@@ -55,6 +55,7 @@ class ProcStat:
     pgid: int
     sid: int
     start: int  # clock ticks after boot
+    ppid: int = 0
 
     @property
     def alive(self) -> bool:
@@ -81,8 +82,9 @@ def parse_stat(text: str) -> ProcStat | None:
     fields = tail.split()
     if not paren or not pid_text.isdigit() or len(fields) < 20:
         return None
-    try:  # fields[0] is field 3 (state) of proc(5): pgrp is 5, session 6, starttime 22
-        return ProcStat(int(pid_text), fields[0], int(fields[2]), int(fields[3]), int(fields[19]))
+    try:  # fields[0] is field 3 (state) of proc(5): ppid 4, pgrp 5, session 6, starttime 22
+        numbers = int(fields[2]), int(fields[3]), int(fields[19]), int(fields[1])
+        return ProcStat(int(pid_text), fields[0], *numbers)
     except ValueError:
         return None
 

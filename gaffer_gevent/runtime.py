@@ -245,6 +245,7 @@ class Runtime:
         #: What the previous manager recorded; None when it stopped cleanly.
         self.previous = read_record(self.state_path)
         self.groups: dict[int, Group] = {}  # gaffer pid -> its group
+        self._unread: dict[int, tuple[int, str]] = {}  # gaffer pid -> (OS pid, name)
         self._manager: Manager | None = None
         self._writer: gevent.Greenlet[Any] | None = None
 
@@ -308,17 +309,29 @@ class Runtime:
         manager.bus.subscribe("exit", self._exited)
 
     def _spawned(self, process: Process) -> None:
-        # The child cannot have been reaped yet (reaping needs a loop turn), so its
-        # pid is still its own here: read its start time now, not in the writer.
-        proc = leftovers.read_stat(process.os_pid)
-        if proc is not None:
-            self.groups[process.pid] = Group(process.os_pid, proc.start, process.name)
-            self._changed()
+        # Its start time is read by the writer, not here: just after exec the child's
+        # loader holds its memory map, and /proc/PID/stat waited for it (~90 us a spawn).
+        self._unread[process.pid] = (process.os_pid, process.name)
+        self._changed()
 
     def _exited(self, event: str, payload: dict[str, Any]) -> None:
         # Keyed by gaffer's pid, which is never reused, unlike the OS pid.
-        if self.groups.pop(payload.get("pid", 0), None) is not None:
+        pid = payload.get("pid", 0)
+        if self.groups.pop(pid, None) is not None or self._unread.pop(pid, None) is not None:
             self._changed()
+
+    def _read_starts(self) -> None:
+        """Give the children spawned since the last write their leaders' start times.
+
+        One that is gone, or whose pid is no longer our child's, has exited (its exit
+        event is on its way): there is nothing of it to record.
+        """
+        me = os.getpid()
+        for pid, (os_pid, name) in self._unread.items():
+            proc = leftovers.read_stat(os_pid)
+            if proc is not None and proc.ppid == me and proc.pgid == os_pid:
+                self.groups[pid] = Group(os_pid, proc.start, name)
+        self._unread.clear()
 
     def _changed(self) -> None:
         if self._writer is None and not self.closed:
@@ -326,6 +339,7 @@ class Runtime:
 
     def _write(self) -> None:
         self._writer = None
+        self._read_starts()
         # Groups of the previous manager not swept yet stay recorded with ours.
         groups = list(self.groups.values()) + (self.previous.groups if self.previous else [])
         try:

@@ -18,7 +18,7 @@ def stat_line(pid: int, comm: str, state: str, pgid: int, sid: int, start: int) 
 
 def test_parse_stat_reads_the_fields_after_the_last_parenthesis() -> None:
     line = stat_line(4242, "evil) R 1 1 1 (name", "S", 4240, 4240, 872926)
-    assert parse_stat(line) == ProcStat(4242, "S", 4240, 4240, 872926)
+    assert parse_stat(line) == ProcStat(4242, "S", 4240, 4240, 872926, ppid=1)
 
 
 def test_parse_stat_refuses_what_is_not_a_stat_line() -> None:
