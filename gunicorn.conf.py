@@ -6,7 +6,8 @@ Command-line flags win over this file (``-b 0.0.0.0:8000`` to bind elsewhere).
 The settings, and why:
 
 * one worker: the manager lives in the worker (see ``wsgi.py``); more workers
-  mean more managers, so this file refuses to start with any other count;
+  would only stand by (503 ``not_the_manager``), so this file refuses to start
+  with any other count and refuses ``kill -TTIN`` (``nworkers_changed``);
 * geventwebsocket's worker: greenlets for thousands of open streams, and the
   websocket upgrade for ``/wstreams/<pid>``;
 * ``worker_connections`` far above 1,000: each open stream holds a connection,
@@ -17,19 +18,16 @@ The settings, and why:
   every child;
 * no control socket: gunicorn 27 opens a unix control socket by default, which
   would let anyone who can reach it add workers (i.e. managers);
-* ``post_worker_init`` stops the children *before* the worker's own
-  SIGTERM/SIGINT/SIGQUIT handling, so open streams end and the worker exits
-  within ``graceful_timeout`` instead of being SIGKILLed with orphans left.
+* ``post_worker_init`` sets gafferd's request handler and has idle keep-alive
+  connections closed once ``wsgi.py``'s signal hook has stopped the children,
+  so the worker exits within ``graceful_timeout`` instead of being SIGKILLed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import resource
-import signal
 import socket
-from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 bind = ["127.0.0.1:5000"]
@@ -40,7 +38,7 @@ preload_app = False
 max_requests = 0
 control_socket_disable = True
 #: The master SIGKILLs a worker still alive this long after SIGTERM; the
-#: children get most of it (see ``stop_timeout``), the worker the rest.
+#: children get most of it (``gaffer_gevent.worker.stop_timeout``), the worker the rest.
 graceful_timeout = 30
 timeout = 30
 
@@ -48,21 +46,29 @@ timeout = 30
 #: every child's pipes need descriptors.
 WANTED_FILES = worker_connections + 4096
 
-SignalHandler = Callable[[int, FrameType | None], Any]
-
 
 def on_starting(server: Any) -> None:
     """Refuse more than one worker and raise the open-file limit for the connections."""
     if server.cfg.workers != 1:
         raise RuntimeError(
-            f"gaffer needs exactly one worker (got {server.cfg.workers}): each worker would "
-            "run its own manager and children; see wsgi.py"
+            f"gaffer needs exactly one worker (got {server.cfg.workers}): only one can manage "
+            "the processes, the others would answer 503 not_the_manager; see wsgi.py"
         )
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = WANTED_FILES if hard == resource.RLIM_INFINITY else min(WANTED_FILES, hard)
     if soft != resource.RLIM_INFINITY and soft < wanted:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def nworkers_changed(server: Any, new_value: int, old_value: int | None) -> None:
+    """Undo ``kill -TTIN``: a second worker could only stand by (see ``wsgi.py``)."""
+    if old_value is not None and new_value > 1:
+        server.log.error(
+            "gaffer needs exactly one worker: refusing to grow to %d (TTIN); "
+            "a second worker would only answer 503 not_the_manager", new_value,
+        )  # fmt: skip
+        server.num_workers = 1
 
 
 def post_worker_init(worker: Any) -> None:
@@ -83,18 +89,19 @@ def post_worker_init(worker: Any) -> None:
     # keep-alive connections once stopping.
     handler = keepalive_closing(GafferHandler)
     worker.wsgi_handler = handler
+    stop_hooks = state.extra.get("stop_hooks")
+    if stop_hooks is not None:  # wsgi.py stops the children on the stop signals
+        stop_hooks.append(handler.close_idle)
+        return
+    from gaffer_gevent.worker import stop_children_first, stop_timeout
+
     shutdown = state.extra.get("shutdown") or state.manager.stop_all
 
     def stop_children(timeout: float) -> None:
         shutdown(timeout)  # every stream of a process ends with it
         handler.close_idle()
 
-    stop_children_first(worker, stop_children, stop_timeout(worker.cfg.graceful_timeout))
-
-
-def stop_timeout(graceful: float) -> float:
-    """How long the children may take: most of gunicorn's graceful timeout, never all of it."""
-    return max(1.0, min(graceful - 5.0, graceful * 0.8))
+    stop_children_first(stop_children, stop_timeout(worker.cfg.graceful_timeout))
 
 
 def keepalive_closing(base: type[Any]) -> Any:
@@ -142,36 +149,3 @@ def set_nodelay(sockets: list[Any]) -> None:
         if getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def stop_children_first(worker: Any, shutdown: Callable[[float], Any], timeout: float) -> None:
-    """Wrap the worker's stop signals: stop the children, then do what gunicorn does.
-
-    The handlers run at signal time, so they only spawn a greenlet; the first
-    signal starts ``shutdown`` and any later one waits for that same run before
-    handing over (SIGINT/SIGQUIT still end the worker at once afterwards).
-    """
-    import gevent
-
-    stopping: list[gevent.Greenlet[Any]] = []
-
-    def stop_then(original: SignalHandler, sig: int, frame: FrameType | None) -> None:
-        try:
-            stopping[0].join()
-            if not stopping[0].successful():
-                worker.log.error("stopping the children failed: %r", stopping[0].exception)
-        finally:
-            original(sig, frame)
-
-    def wrap(original: SignalHandler) -> SignalHandler:
-        def handler(sig: int, frame: FrameType | None) -> None:
-            if not stopping:
-                worker.log.info("signal %s: stopping every child first", sig)
-                stopping.append(gevent.spawn(shutdown, timeout))
-            gevent.spawn(stop_then, original, sig, frame)
-
-        return handler
-
-    signal.signal(signal.SIGTERM, wrap(worker.handle_exit))
-    signal.signal(signal.SIGINT, wrap(worker.handle_quit))
-    signal.signal(signal.SIGQUIT, wrap(worker.handle_quit))

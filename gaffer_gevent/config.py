@@ -156,6 +156,8 @@ class DaemonConfig:
     stdin_queue_size: int = DEFAULT_BUFFER
     log_dir: str | None = None
     plugins_dir: str | None = None
+    #: The lock and the record of running process groups (``runtime.py``); None: the default.
+    runtime_dir: str | None = None
     #: URL -> the secret that signs every POST to it (``[webhooks]`` lines with a secret).
     webhook_secrets: dict[str, Secret] = field(default_factory=dict)
     limits: ProcessLimits = field(default_factory=ProcessLimits)
@@ -280,7 +282,7 @@ GAFFER_KEYS = frozenset(
     {
         "http_endpoints", "plugins_dir", "include", "include_dir", "cors_origins",
         "stream_buffer_size", "stdin_max_body", "stdin_queue_size", "log_dir",
-        "server_names", "allow_unauthenticated", "socket_mode", *CONNECTION_KEYS,
+        "server_names", "allow_unauthenticated", "socket_mode", "runtime_dir", *CONNECTION_KEYS,
         "max_processes", "max_total_processes", "max_buffer_size", "backoff",
     }
 )  # fmt: skip
@@ -607,6 +609,7 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         plugins_dir=gaffer.get("plugins_dir") or None,
         limits=limits,
         backoff=src.convert("gaffer", gaffer, "backoff", _backoff, BackoffConfig()),
+        runtime_dir=_beside(path, gaffer.get("runtime_dir", "").strip()),
     )
 
 
@@ -625,6 +628,14 @@ def _limits(src: _Source, gaffer: dict[str, str]) -> ProcessLimits:
         if values[key] < minimum:
             raise src.error(f"must be >= {minimum}", "gaffer", key)
     return ProcessLimits(**values)
+
+
+def _beside(config_path: str | None, path: str) -> str | None:
+    """``path`` relative to the config file's directory (not to gafferd's cwd); None if empty."""
+    if not path:
+        return None
+    base = os.path.dirname(os.path.abspath(config_path)) if config_path else ""
+    return os.path.join(base, os.path.expanduser(path))
 
 
 def parse_config(text: str, *, path: str = "<config>") -> DaemonConfig:

@@ -26,8 +26,11 @@ if TYPE_CHECKING:
     from .bootstrap import Extras
     from .config import Address, DaemonConfig, EndpointConfig
     from .manager import Manager
+    from .runtime import Runtime
 
 EXIT_CONFIG = 2
+#: Another manager holds the runtime dir's lock (the same config, or the same runtime_dir).
+EXIT_RUNNING = 1
 SHUTDOWN_TIMEOUT = 30.0
 DEFAULT_BIND = "127.0.0.1:5000"
 #: A token's name: it becomes a section header and shows in audit events and logs.
@@ -152,6 +155,7 @@ class Daemon:
         self.extras: Extras | None = None
         self.app: Any = None
         self.applied: dict[str, dict[str, Any]] = {}
+        self.runtime: Runtime | None = None
 
     def log(self, message: str) -> None:
         """One line of gafferd's own log; control characters in it are escaped."""
@@ -172,7 +176,7 @@ class Daemon:
         import gevent
         from gevent.event import Event
 
-        from .errors import BindError, ConfigError
+        from .errors import BindError, ConfigError, NotTheManager
 
         try:
             config = self.load()
@@ -191,7 +195,13 @@ class Daemon:
                 f"{_user_name()}"
             )
         self.endpoints, self.config_endpoints = endpoints, config.endpoints
+        try:  # before binding: a second gafferd must say who runs, not "address in use"
+            self.runtime = self._claim(config)
+        except (ConfigError, NotTheManager) as exc:
+            print(f"gafferd: {exc}", file=sys.stderr)
+            return EXIT_RUNNING if isinstance(exc, NotTheManager) else EXIT_CONFIG
         if self.args.pidfile and not self._write_pidfile(self.args.pidfile):
+            self.runtime.close()
             return 1
         self.stop_requested, self.reload_requested = Event(), Event()
         # The handles must stay referenced: a collected handle stops its watcher.
@@ -205,6 +215,7 @@ class Daemon:
         except (ConfigError, OSError) as exc:
             self.log(str(exc))
             self._cleanup_pidfile()
+            self.runtime.close()
             return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
         try:
             while not self.stop_requested.is_set():
@@ -260,6 +271,13 @@ class Daemon:
         return [address for endpoint in endpoints if endpoint.client_cert != "required"
                 for address in endpoint.addresses if not is_loopback(address)]  # fmt: skip
 
+    def _claim(self, config: DaemonConfig) -> Runtime:
+        """The runtime dir's lock (one manager per config); raises NotTheManager if taken."""
+        from .runtime import Runtime
+
+        bind = f"gafferd:{self.args.bind or DEFAULT_BIND}"
+        return Runtime.claim(config.runtime_dir, config.path, bind)
+
     def _allow_unauthenticated(self, config: DaemonConfig) -> bool:
         return bool(self.args.allow_unauthenticated or config.allow_unauthenticated)
 
@@ -275,6 +293,8 @@ class Daemon:
         self.app = app
         self._warn_about(config)
         self.extras = bootstrap.start_extras(app, manager, config)
+        assert self.runtime is not None
+        self.runtime.attach(manager, say=self.log)  # before anything new starts
         servers = make_servers(app, endpoints, limits=config.connections,
                                socket_mode=config.socket_mode, log=self.log)  # fmt: skip
         for server, url in servers:
@@ -317,6 +337,8 @@ class Daemon:
             self.applied = bootstrap.apply_templates(manager, config, self.applied, log=self.log)
         except ConfigError as exc:
             self.log(f"reload stopped part way: {exc}")
+        if self.runtime is not None and config.runtime_dir not in (None, self.runtime.directory):
+            self.log(f"runtime_dir {config.runtime_dir} applies at the next start")
 
     def _note_endpoint_change(self, config: DaemonConfig) -> None:
         """Endpoints are bound once: a changed ``bind`` (or TLS file) is said to need a restart."""
@@ -343,6 +365,8 @@ class Daemon:
     def _shutdown(self, manager: Manager) -> None:
         self.log("stopping every process")
         manager.stop_all(SHUTDOWN_TIMEOUT)
+        if self.runtime is not None:
+            self.runtime.close()  # no child left: no record; the lock is free
         if self.extras is not None:
             self.extras.close()
         for server in self.servers:

@@ -117,6 +117,20 @@ class StdinFull(GafferError):
     status, code = 503, "stdin_full"
 
 
+class NotTheManager(GafferError):
+    """Another manager holds the runtime dir's lock: this one must not start processes.
+
+    gafferd exits 1 with this one line; a gunicorn worker that stands by answers it as 503.
+    """
+
+    status, code = 503, "not_the_manager"
+
+    def __init__(self, message: str, *, holder: int | None = None, lock: str = "") -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+        #: The pid written in the lock file by the manager holding it (None when unreadable).
+        self.holder, self.lock = holder, lock
+
+
 class ConfigError(GafferError):
     """A gafferd config file that cannot be used; gafferd exits 2 with one line."""
 

@@ -25,10 +25,11 @@ EventFilter = Callable[[str, dict[str, Any]], bool]
 
 #: Manager-level event names (spec 6.1); ``proc.<name>.<event>`` twins exist for some.
 #: Ours: ``spawn_error``; ``backoff`` (a respawn waits ``delay`` s), ``failed`` (gave up on a
-#: crash loop), ``reload_conflict`` (a SIGHUP left an HTTP-created template in place).
+#: crash loop), ``reload_conflict`` (a SIGHUP left an HTTP-created template in place),
+#: ``orphans`` (what a crashed manager left was stopped).
 MANAGER_EVENTS = (
     "create", "start", "stop", "update", "delete", "spawn", "reap", "exit", "stop_pid", "flap",
-    "spawn_error", "backoff", "failed", "reload_conflict",
+    "spawn_error", "backoff", "failed", "reload_conflict", "orphans",
 )  # fmt: skip
 #: Events that also have a per-template ``proc.<name>.<event>`` twin.
 PROC_EVENTS = (

@@ -36,6 +36,21 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_runtime_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """gafferds started by tests keep their runtime dirs (lock, record) in the test session's
+    temporary dir, not in /run/gaffer or /tmp/gaffer-<uid> (see gaffer_gevent/runtime.py)."""
+    xdg = tmp_path_factory.mktemp("xdg-runtime")
+    xdg.chmod(0o700)
+    saved = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(xdg)
+    yield
+    if saved is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = saved
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_children() -> Iterator[None]:
     """Every child a test starts must be gone (or at least dying) when it ends."""

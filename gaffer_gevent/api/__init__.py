@@ -19,6 +19,7 @@ from .. import __version__
 from ..auth import Credentials, Security
 from ..errors import GafferError
 from ..manager import Manager
+from ..runtime import Runtime
 from . import auth, groups, guard, logs, processes, stats, streams, watch, websocket
 from .extension import GafferSettings, GafferState, gaffer, manager
 from .params import json_response
@@ -68,10 +69,17 @@ class Gaffer:
         *,
         url_prefix: str = "",
         settings: GafferSettings | None = None,
+        runtime_dir: str | None = None,
     ) -> None:
         self.manager = manager or Manager()
         self.settings = settings or GafferSettings()
         self.settings.url_prefix = url_prefix or self.settings.url_prefix
+        #: With ``runtime_dir``: its lock (NotTheManager if another manager holds it), what a
+        #: crashed run left stopped, the children recorded. ``close()`` it after ``stop_all``.
+        self.runtime: Runtime | None = None
+        if runtime_dir is not None:
+            self.runtime = Runtime(runtime_dir)
+            self.runtime.attach(self.manager)
         if app is not None:
             self.init_app(app)
 
