@@ -28,8 +28,9 @@ from gevent.os import nb_write
 from gevent.pool import Group
 
 from .errors import Forbidden, IoNotFound, IoNotRedirected, StdinFull
+from .reader import read_pipe
 from .spawn import ExitStatus, fork_exec, kill_group, open_devnull, watch_exit
-from .streams import DEFAULT_BUFFER_SIZE, Stream, read_pipe
+from .streams import DEFAULT_BUFFER_SIZE, Stream
 from .template import ProcessTemplate
 
 log = logging.getLogger(__name__)
