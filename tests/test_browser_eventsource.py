@@ -1,5 +1,6 @@
 """A real headless Chromium: an EventSource page reconnects by itself after the server cuts
-its feed, sends Last-Event-ID, and ends up showing every line exactly once, in order.
+its feed, sends Last-Event-ID, and ends up showing every line exactly once, in order; the
+child print()s its lines unbuffered (two writes each), and no event arrives empty.
 
 Chromium is driven through chromedriver's W3C WebDriver protocol with httpx (already a
 dependency), so no browser-automation package is needed. Install the browser with
@@ -23,6 +24,7 @@ import httpx
 import pytest
 from flask import Flask, Response
 
+from gaffer_gevent.api.access import READ, ROUTES
 from tests.conftest import LiveServer
 from tests.helpers import child, wait_for
 
@@ -46,12 +48,13 @@ PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>resume</title></head>
 <body><pre id="log"></pre>
 <script>
-window.lines = []; window.opens = 0; window.gaps = 0;
+window.lines = []; window.opens = 0; window.gaps = 0; window.empty = 0;
 const log = document.getElementById("log");
 const source = new EventSource(%(url)s);
 source.onopen = () => { window.opens += 1; };
 source.addEventListener("gap", () => { window.gaps += 1; });
 source.addEventListener("out", (event) => {
+  if (event.data === "") { window.empty += 1; }
   for (const line of event.data.split("\\n")) { window.lines.push(line); }
   log.textContent += event.data + "\\n";
 });
@@ -136,7 +139,7 @@ def cut_feeds(server: LiveServer, pid: int) -> int:
 
 
 def test_eventsource_page_reconnects_and_misses_no_line(
-    server: LiveServer, browser: WebDriver
+    server: LiveServer, browser: WebDriver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app: Flask = server.app  # type: ignore[assignment]
     pids: list[int] = []
@@ -146,8 +149,9 @@ def test_eventsource_page_reconnects_and_misses_no_line(
         return Response(PAGE % {"url": json.dumps(url)}, mimetype="text/html")
 
     app.add_url_rule("/page", view_func=page)
+    monkeypatch.setitem(ROUTES, ("page", "GET"), READ)  # the guard refuses unlisted routes
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        body = {"name": "count", **child("counter", str(LINES), "0.01", "stdout", "wait"),
+        body = {"name": "count", **child("printer", str(LINES), "0.01", "wait"),
                 "redirect_output": ["out"]}  # fmt: skip
         assert client.post("/processes", json=body).status_code == 200
         pids.extend(client.get("/processes/count/_pids").json()["pids"])
@@ -165,5 +169,6 @@ def test_eventsource_page_reconnects_and_misses_no_line(
     assert browser.js("return window.lines") == expected
     assert browser.js("return window.opens") == 3
     assert browser.js("return window.gaps") == 0
+    assert browser.js("return window.empty") == 0
     shown = browser.js("return document.getElementById('log').textContent").split()
     assert [f"{a} {b}" for a, b in zip(shown[::2], shown[1::2], strict=True)] == expected

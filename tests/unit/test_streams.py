@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import gevent
 
 from gaffer_gevent.streams import (
@@ -310,3 +312,27 @@ def test_a_read_timer_is_reused_while_the_timeout_stays_the_same() -> None:
     timer = sub._timer
     assert sub.read(0.001) == [] and sub._timer is timer
     assert sub.read(0.002) == [] and sub._timer is not timer
+
+
+def test_a_ring_of_tiny_chunks_is_bounded_in_memory_not_only_in_data() -> None:
+    """A child printing short lines makes chunks of a few bytes: their objects count too."""
+    size = 256 * 1024
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        stream = Stream("out", buffer_size=size)
+        for n in range(100_000):
+            stream.append(b"%d" % n if n % 2 else b"\n")  # print(): the text, then the newline
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert stream.held_bytes + stream.chunk_overhead * len(stream.chunks) <= size
+    assert used < 1.5 * size  # the ring, its deque and its 32 KiB gap index
+
+
+def test_batches_count_chunk_overhead_too() -> None:
+    stream = Stream("out")
+    for _ in range(100):
+        stream.append(b"x")
+    sub = stream.subscribe(since=0)
+    assert len(sub.take(max_bytes=10 * (1 + stream.chunk_overhead))) == 10
