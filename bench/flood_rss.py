@@ -14,6 +14,8 @@ end, and the growth after the first 10 s; bytes per second produced (from
 ``/debug/subscriptions``); what the slow readers received and the losses reported to them
 (``event: gap`` on eventsource, ``[gaffer: N chunks, M bytes lost]`` lines on continuous),
 and on continuous feeds how many received lines were not a line the child wrote (spliced).
+``--record`` also keeps the figures as one row of the flood table in ``RESULTS.md`` (a row
+per command; ``report.py`` keeps that table when it rewrites the file).
 
 The property it shows: memory is bounded by the ring buffers, not by the number or the
 slowness of consumers, nor by the writer's speed. Standalone: stdlib + psutil.
@@ -39,6 +41,20 @@ from typing import Any
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "RESULTS.md"
+TABLE_START, TABLE_END = "<!-- flood_rss:start -->", "<!-- flood_rss:end -->"
+TABLE_HEAD = [
+    TABLE_START,
+    "## gafferd under a flood (`bench/flood_rss.py --record`, not part of `make bench`)",
+    "",
+    "RSS of gafferd in MiB: before the feeds open, at 10 s, at most, at the end, and its "
+    "growth after the first 10 s; the slow readers' gap notices and lines that were not a "
+    "line the child wrote (continuous feeds only).",
+    "",
+    "| Command | Date (UTC) | Produced MB/s | RSS start | at 10 s | max | end "
+    "| growth after 10 s | gaps | spliced lines |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+]
 MB = 1_000_000
 MIB = 1024 * 1024
 GAP_EVENT = re.compile(rb"event: gap\r\ndata: (\{[^\r]*\})\r\n")
@@ -94,6 +110,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--slow", type=int, default=1, help="subscribers that read slowly")
     parser.add_argument("--slow-kib", type=float, default=512.0, help="each slow reader, KiB/s")
     parser.add_argument("--hog", action="store_true", help="spin a CPU hog beside gafferd")
+    parser.add_argument(
+        "--record", action="store_true", help="keep the figures as a row of RESULTS.md's table"
+    )
     parser.add_argument(
         "--gafferd",
         default=os.environ.get("BENCH_GAFFERD", str(ROOT / ".venv" / "bin" / "gafferd")),
@@ -326,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
             hog.kill()
             hog.wait()
     flow = (last_bytes - first_bytes, elapsed)
-    print(json.dumps(summarize(args, argv, samples, rss_start, slow, debug, flow), indent=2))
+    summary = summarize(args, argv, samples, rss_start, slow, debug, flow)
+    print(json.dumps(summary, indent=2))
+    if args.record:
+        record(RESULTS, summary)
     return 0
 
 
@@ -375,6 +397,32 @@ def summarize(
         ],
         "dropped_bytes_all_subscriptions": sum(s["dropped_bytes"] for s in debug["subscriptions"]),
     }
+
+
+def record(results: Path, summary: dict[str, Any]) -> None:
+    """Put ``summary`` in the flood table of ``results`` (replacing the same command's row)."""
+    text = results.read_text() if results.exists() else ""
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    rows: list[str] = []
+    if 0 <= start < end:
+        rows = [line for line in text[start:end].splitlines() if line.startswith("| `")]
+        text = text[:start].rstrip("\n") + text[end + len(TABLE_END) :]
+    command = summary["command"].replace("python bench/flood_rss.py", "").strip() or "(defaults)"
+    rss, slow = summary["rss_mib"], summary["slow_readers"]
+    spliced = (
+        sum(r.get("spliced_lines", 0) for r in slow) if summary["feed"] == "continuous" else "-"
+    )
+    row = (
+        f"| `{command}` | {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} "
+        f"| {summary['produced_mb_s']} | {rss['start']} | {rss[f'at_{SETTLE_S}s']} "
+        f"| {rss['max']} | {rss['end']} | {rss[f'growth_after_{SETTLE_S}s']} "
+        f"| {sum(r['gaps_reported'] for r in slow)} "
+        f"| {spliced} |"
+    )
+    rows = [r for r in rows if not r.startswith(f"| `{command}` |")] + [row]
+    results.write_text(
+        text.rstrip("\n") + "\n\n" + "\n".join([*TABLE_HEAD, *rows, TABLE_END]) + "\n"
+    )
 
 
 if __name__ == "__main__":
