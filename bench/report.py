@@ -496,6 +496,7 @@ def flood_panel(ax: Any, results: dict[str, Any]) -> None:
 
 README_START = "<!-- headline:start (written by report.py) -->"
 README_END = "<!-- headline:end -->"
+FLOOD_START, FLOOD_END = "<!-- flood_rss:start -->", "<!-- flood_rss:end -->"
 
 
 def update_readme(readme: Path, results: dict[str, Any]) -> None:
@@ -521,6 +522,13 @@ def update_readme(readme: Path, results: dict[str, Any]) -> None:
     readme.write_text(text[:start] + "\n".join(block) + text[end:])
 
 
+def kept_flood_table(path: Path) -> str:
+    """The table ``flood_rss.py --record`` keeps in RESULTS.md (it is not part of this run)."""
+    text = path.read_text() if path.exists() else ""
+    start, end = text.find(FLOOD_START), text.find(FLOOD_END)
+    return "\n" + text[start : end + len(FLOOD_END)] + "\n" if 0 <= start < end else ""
+
+
 def main() -> None:
     """Read results.json, write RESULTS.md and results.png next to this file."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -528,7 +536,8 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=BENCH)
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
-    (args.out_dir / "RESULTS.md").write_text(markdown(results))
+    path = args.out_dir / "RESULTS.md"
+    path.write_text(markdown(results) + kept_flood_table(path))
     update_readme(args.out_dir / "README.md", results)
     chart(results, args.out_dir / "results.png")
     print(f"[bench] wrote {args.out_dir / 'RESULTS.md'} and {args.out_dir / 'results.png'}")

@@ -1,9 +1,15 @@
 """Turn subscriptions into HTTP bodies: longpoll, continuous and eventsource feeds.
 
-Framing is pure (``sse``, ``chunk_json``); the generators wait on a
-subscription with the heartbeat as timeout, send a first byte at once (pywsgi
-sends no status line before the first non-empty chunk), end when the stream
-ends and always release the subscription in ``finally``.
+Framing is pure (``sse``, ``chunk_json``, ``gap_marker``); the generators
+wait on a subscription with the heartbeat as timeout, send a first byte at once
+(pywsgi sends no status line before the first non-empty chunk), end when the
+stream ends and always release the subscription in ``finally``.
+
+A plain continuous feed is the child's bytes themselves, so where it skipped
+data for a slow client it writes a marker line, ``[gaffer: 41 chunks, 2768896
+bytes lost]``, always on a line of its own: a line cut by the loss is ended
+before it, and the rest of a line whose start was lost is dropped after it
+(and counted in it), so every other line is one the child wrote.
 """
 
 from __future__ import annotations
@@ -17,13 +23,14 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from .events import EventQueue
-from .streams import Chunk, Gap, Item, Stream, Subscription
+from .streams import Chunk, Gap, Item, Overflow, Stream, Subscription
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 SSE_PREAMBLE = b"retry: 1000\r\n\r\n"
 SSE_HEARTBEAT = b":\r\n\r\n"
 RAW_HEARTBEAT = b"\n"
-#: Batches up to this size go out as one write; bigger ones frame by frame, uncopied.
+#: Frames are joined into writes of up to this size; bigger ones go out alone, uncopied.
+#: Also the size of a feed's batches: a client that stopped reading holds one batch.
 JOIN_LIMIT = 64 * 1024
 
 
@@ -52,6 +59,13 @@ def sse(event: str, data: str, event_id: int | None = None) -> bytes:
 
 def json_line(payload: Any) -> bytes:
     return (json.dumps(payload) + "\r\n").encode()
+
+
+def gap_marker(gap: Gap, extra_bytes: int = 0) -> bytes:
+    """The line a plain continuous feed writes where it lost data (``bytes`` only if known)."""
+    if gap.bytes is None:
+        return b"[gaffer: %d chunks lost]\n" % gap.chunks
+    return b"[gaffer: %d chunks, %d bytes lost]\n" % (gap.chunks, gap.bytes + extra_bytes)
 
 
 class FrameCache:
@@ -111,6 +125,19 @@ class ChunkFormatter:
         self.feed, self.label, self.as_json, self.ids = feed, label, as_json, ids
         self.cache = cache
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        #: Plain feeds: the last bytes sent did not end a line.
+        self._line_open = False
+
+    @property
+    def plain(self) -> bool:
+        """The child's bytes as they are (a continuous feed without JSON)."""
+        return self.feed is not Feed.EVENTSOURCE and not self.as_json
+
+    def heartbeat(self) -> bytes:
+        if self.feed is Feed.EVENTSOURCE:
+            return SSE_HEARTBEAT
+        self._line_open = False
+        return RAW_HEARTBEAT
 
     def _mid_character(self) -> bool:
         """True while the decoder holds the first bytes of a split UTF-8 character."""
@@ -123,13 +150,44 @@ class ChunkFormatter:
         return {"seq": chunk.seq, "ts": chunk.ts, **self.ids, "label": self.label,
                 "data": self.text(chunk.data)}  # fmt: skip
 
+    def frames(self, batch: list[Item], *, mark_gaps: bool = True) -> list[bytes]:
+        """The frames of a batch, in order; ``mark_gaps=False`` leaves plain gaps unmarked."""
+        if not self.plain:
+            return [self.frame(item) for item in batch]
+        frames: list[bytes] = []
+        gap: Gap | None = None
+        for item in batch:
+            if isinstance(item, Gap):
+                gap = item if mark_gaps else None
+                continue
+            data = item.data
+            if gap is not None:
+                # The first chunk after a gap may go on with a line whose start was lost.
+                cut = 0 if item.starts_line else data.find(b"\n") + 1
+                frames.append(self._marker(gap, cut))
+                data, gap = (data[cut:] if cut else data), None
+            if data:
+                frames.append(data)
+                self._line_open = not data.endswith(b"\n")
+        if gap is not None:
+            frames.append(self._marker(gap))
+        return frames
+
+    def _marker(self, gap: Gap, extra_bytes: int = 0) -> bytes:
+        marker = gap_marker(gap, extra_bytes)
+        if self._line_open:
+            self._line_open = False
+            return b"\n" + marker  # never in the middle of a line
+        return marker
+
     def frame(self, item: Item) -> bytes:
         if isinstance(item, Gap):
             gap = {"chunks": item.chunks, "bytes": item.bytes, "next_seq": item.next_seq}
             if self.feed is Feed.EVENTSOURCE:
                 return sse("gap", json.dumps(gap))
-            return json_line({"gap": gap}) if self.as_json else b""
-        if self.feed is not Feed.EVENTSOURCE and not self.as_json:
+            return json_line({"gap": gap}) if self.as_json else self._marker(item)
+        if self.plain:
+            self._line_open = not item.data.endswith(b"\n")
             return item.data
         if self.cache is None or self._mid_character():
             return self._frame_chunk(item)
@@ -154,24 +212,36 @@ def stream_body(
     sub: Subscription, formatter: ChunkFormatter, heartbeat: float | None
 ) -> Iterator[bytes]:
     """Body of a continuous or eventsource stream feed."""
-    sse_feed = formatter.feed is Feed.EVENTSOURCE
+    mark_gaps = sub.overflow is not Overflow.CLOSE  # closing says it
     try:
-        yield SSE_PREAMBLE if sse_feed else RAW_HEARTBEAT
+        yield SSE_PREAMBLE if formatter.feed is Feed.EVENTSOURCE else RAW_HEARTBEAT
         while True:
-            batch = sub.read(heartbeat)
+            batch = sub.read(heartbeat, JOIN_LIMIT)
             if batch is None:
                 return
             if not batch:
-                yield SSE_HEARTBEAT if sse_feed else RAW_HEARTBEAT
+                yield formatter.heartbeat()
                 continue
-            frames = [formatter.frame(item) for item in batch]
-            if sum(map(len, frames)) <= JOIN_LIMIT:
-                frames = [b"".join(frames)]  # small frames: one write for the batch
-            for frame in frames:
-                if frame:
-                    yield frame  # big ones each in its own write: joining would copy them
+            yield from writes(formatter.frames(batch, mark_gaps=mark_gaps))
     finally:
         sub.close()
+
+
+def writes(frames: list[bytes]) -> Iterator[bytes]:
+    """Small frames joined into writes of up to ``JOIN_LIMIT``; big ones alone (no copy)."""
+    group: list[bytes] = []
+    size = 0
+    for frame in frames:
+        if size + len(frame) > JOIN_LIMIT and group:
+            yield b"".join(group)
+            group, size = [], 0
+        if len(frame) >= JOIN_LIMIT:
+            yield frame
+        elif frame:
+            group.append(frame)
+            size += len(frame)
+    if group:
+        yield b"".join(group)
 
 
 def event_body(

@@ -28,8 +28,9 @@ from gevent.os import nb_write
 from gevent.pool import Group
 
 from .errors import Forbidden, IoNotFound, IoNotRedirected, StdinFull
+from .reader import read_pipe
 from .spawn import ExitStatus, fork_exec, kill_group, open_devnull, watch_exit
-from .streams import DEFAULT_BUFFER_SIZE, Stream, read_pipe
+from .streams import DEFAULT_BUFFER_SIZE, Stream
 from .template import ProcessTemplate
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ SPAWN_FAILED = ExitStatus(127, 0)
 DEFAULT_STDIN_QUEUE = 1024 * 1024
 #: Output pipes are enlarged to this (Linux allows up to /proc/sys/fs/pipe-max-size).
 PIPE_SIZE = 1024 * 1024
-#: Most bytes one read may return (one chunk). Half the pipe: 1 MiB reads made glibc give
-#: the heap top back and fault it in again on every read (1,400 brk/s, 140k page faults/s at
-#: 1 GB/s, per strace and /proc/PID/stat); 512 KiB buffers are reused from the heap.
+#: Most bytes of one chunk (a read asks for what the pipe holds, up to this). Half the pipe:
+#: 1 MiB reads made glibc give the heap top back and fault it in again on every read (1,400
+#: brk/s, 140k page faults/s at 1 GB/s, per strace and /proc/PID/stat); 512 KiB buffers are
+#: reused from the heap.
 READ_SIZE = 512 * 1024
 #: Smallest read size, whatever the stream's buffer_size (a ring keeps its newest chunk).
 MIN_READ_SIZE = 4096
@@ -125,8 +127,9 @@ class Process:
                 posix.close(fd)
         watch_exit(self.os_pid, self._exited)
         for fd, streams in self._readers():
-            # A chunk is never bigger than its ring (down to 4 KiB), so the ring holds at
-            # most its buffer_size: it always keeps its newest chunk, whatever the size.
+            # A chunk (whole lines, see reader.py) is never bigger than its ring (down to
+            # 4 KiB), so the ring holds at most its buffer_size: it always keeps its newest
+            # chunk, whatever the size.
             size = max(MIN_READ_SIZE, min(READ_SIZE, *(s.buffer_size for s in streams)))
             self._greenlets.spawn(read_pipe, fd, streams, size)
         if self._stdin_fd is not None:

@@ -1,5 +1,6 @@
 """A real headless Chromium: an EventSource page reconnects by itself after the server cuts
-its feed, sends Last-Event-ID, and ends up showing every line exactly once, in order.
+its feed, sends Last-Event-ID, and ends up showing every line exactly once, in order; the
+child print()s its lines unbuffered (two writes each), and no event arrives empty.
 
 The page is served by the API's own server, so its route declares a role in
 ``access.ROUTES`` as every route must (the guard refuses the others). Chromium comes
@@ -29,12 +30,13 @@ PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>resume</title></head>
 <body><pre id="log"></pre>
 <script>
-window.lines = []; window.opens = 0; window.gaps = 0;
+window.lines = []; window.opens = 0; window.gaps = 0; window.empty = 0;
 const log = document.getElementById("log");
 const source = new EventSource(%(url)s);
 source.onopen = () => { window.opens += 1; };
 source.addEventListener("gap", () => { window.gaps += 1; });
 source.addEventListener("out", (event) => {
+  if (event.data === "") { window.empty += 1; }
   for (const line of event.data.split("\\n")) { window.lines.push(line); }
   log.textContent += event.data + "\\n";
 });
@@ -70,7 +72,7 @@ def test_eventsource_page_reconnects_and_misses_no_line(
 
     app.add_url_rule("/page", view_func=page)
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        body = {"name": "count", **child("counter", str(LINES), "0.01", "stdout", "wait"),
+        body = {"name": "count", **child("printer", str(LINES), "0.01", "wait"),
                 "redirect_output": ["out"]}  # fmt: skip
         assert client.post("/processes", json=body).status_code == 200
         pids.extend(client.get("/processes/count/_pids").json()["pids"])
@@ -88,5 +90,6 @@ def test_eventsource_page_reconnects_and_misses_no_line(
     assert browser.js("return window.lines") == expected
     assert browser.js("return window.opens") == 3
     assert browser.js("return window.gaps") == 0
+    assert browser.js("return window.empty") == 0
     shown = browser.js("return document.getElementById('log').textContent").split()
     assert [f"{a} {b}" for a, b in zip(shown[::2], shown[1::2], strict=True)] == expected

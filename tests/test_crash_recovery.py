@@ -226,7 +226,9 @@ def test_the_record_follows_spawns_and_exits_in_few_writes(
         return (read_record(state) or Record(0)).groups
 
     wait_for(lambda: len(recorded()) == 50, timeout=TIMEOUT)
-    assert len(writes) <= 2  # 50 spawns in one reconcile: one write
+    # 50 spawns go out in a few 5 ms slices; the record is written at most every 50 ms,
+    # so a handful of writes, never one per spawn.
+    assert len(writes) <= 5
     processes = list(manager.running.values())
     assert {(g.pgid, g.name) for g in recorded()} == {(p.os_pid, "s") for p in processes}
     for group in recorded():

@@ -8,10 +8,12 @@ from gaffer_gevent.feeds import (
     ChunkFormatter,
     Feed,
     FrameCache,
+    gap_marker,
     sse,
     stream_body,
+    writes,
 )
-from gaffer_gevent.streams import Stream, Subscription
+from gaffer_gevent.streams import Chunk, Gap, Overflow, Stream, Subscription
 
 
 def test_sse_frames_one_data_line_per_line() -> None:
@@ -89,3 +91,66 @@ def test_big_chunks_are_written_one_by_one_without_a_copy() -> None:
     stream.append(b"z")
     assert next(body) == b"z"
     body.close()
+
+
+# -- plain continuous feeds: gap markers -----------------------------------------------------
+
+
+def plain() -> ChunkFormatter:
+    return ChunkFormatter(Feed.CONTINUOUS, "out", as_json=False, ids={})
+
+
+def lagging(buffer_size: int, *before: bytes) -> tuple[Stream, Subscription]:
+    """A ring bounded by data bytes only, and a cursor at its start after ``before``."""
+    stream = Stream("out", buffer_size=buffer_size, chunk_overhead=0)
+    for data in before:
+        stream.append(data)
+    return stream, stream.subscribe(since=stream.last_seq)
+
+
+def test_a_plain_feed_marks_what_it_skipped_on_a_line_of_its_own() -> None:
+    stream, sub = lagging(21)
+    for n in range(1, 6):
+        stream.append(b"line %d\n" % n)  # 7 bytes: the ring keeps the last 3
+    frames = plain().frames(sub.take())
+    assert frames == [b"[gaffer: 2 chunks, 14 bytes lost]\n", b"line 3\n", b"line 4\n", b"line 5\n"]
+    assert gap_marker(Gap(41, 2768896, 50)) == b"[gaffer: 41 chunks, 2768896 bytes lost]\n"
+    assert gap_marker(Gap(3, None, 9)) == b"[gaffer: 3 chunks lost]\n"
+
+
+def test_a_marker_after_a_cut_line_starts_a_new_line() -> None:
+    stream, sub = lagging(14)
+    formatter = plain()
+    stream.append(b"Password: ")  # a prompt, sent after the hold without its newline
+    assert formatter.frames(sub.take()) == [b"Password: "]
+    for n in range(1, 4):
+        stream.append(b"line %d\n" % n)
+    assert formatter.frames(sub.take()) == [
+        b"\n[gaffer: 1 chunks, 7 bytes lost]\n", b"line 2\n", b"line 3\n",
+    ]  # fmt: skip
+
+
+def test_the_rest_of_a_line_whose_start_was_lost_is_dropped_and_counted() -> None:
+    stream, sub = lagging(12)
+    stream.append(b"line 1\n")
+    stream.append(b"par")  # a long line, sent in pieces
+    stream.append(b"tial\nline 2\n")  # 12 bytes: alone in the ring
+    items = sub.take()
+    assert [item.starts_line for item in items if isinstance(item, Chunk)] == [False]
+    assert plain().frames(items) == [b"[gaffer: 2 chunks, 15 bytes lost]\n", b"line 2\n"]
+
+
+def test_overflow_close_ends_a_plain_feed_without_a_marker() -> None:
+    stream = Stream("out", buffer_size=14, chunk_overhead=0)
+    sub = stream.subscribe(overflow=Overflow.CLOSE)
+    for n in range(1, 4):
+        stream.append(b"line %d\n" % n)
+    body = stream_body(sub, plain(), None)
+    assert list(body) == [RAW_HEARTBEAT]
+    assert sub.closed
+
+
+def test_small_frames_are_joined_and_big_ones_go_alone() -> None:
+    big = b"b" * JOIN_LIMIT
+    assert list(writes([b"a", b"", b"c", big, b"d"])) == [b"ac", big, b"d"]
+    assert list(writes([b"x" * (JOIN_LIMIT - 1), b"yy"])) == [b"x" * (JOIN_LIMIT - 1), b"yy"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import gevent
 
 from gaffer_gevent.streams import (
@@ -13,6 +15,11 @@ from gaffer_gevent.streams import (
     Stream,
     Subscription,
 )
+
+
+def ring(size: int) -> Stream:
+    """A stream bounded by data bytes alone, so the arithmetic of these tests is exact."""
+    return Stream("out", buffer_size=size, chunk_overhead=0)
 
 
 def chunks_of(items: list[Item] | None) -> list[Chunk]:
@@ -37,7 +44,7 @@ def drain(sub: Subscription) -> list[Item]:
 
 
 def test_eviction_is_by_bytes_not_by_count() -> None:
-    stream = Stream("out", buffer_size=100)
+    stream = ring(100)
     fill(stream, 25)
     assert stream.held_bytes == 100
     assert [c.seq for c in stream.chunks] == list(range(16, 26))
@@ -45,7 +52,7 @@ def test_eviction_is_by_bytes_not_by_count() -> None:
 
 
 def test_a_chunk_bigger_than_the_buffer_is_still_held_alone() -> None:
-    stream = Stream("out", buffer_size=100)
+    stream = ring(100)
     fill(stream, 3)
     stream.append(b"x" * 500)
     assert [c.seq for c in stream.chunks] == [4]
@@ -53,7 +60,7 @@ def test_a_chunk_bigger_than_the_buffer_is_still_held_alone() -> None:
 
 
 def test_live_subscription_sees_only_new_chunks() -> None:
-    stream = Stream("out", buffer_size=1000)
+    stream = ring(1000)
     fill(stream, 3)
     sub = stream.subscribe()
     assert sub.take() == []
@@ -64,7 +71,7 @@ def test_live_subscription_sees_only_new_chunks() -> None:
 
 
 def test_since_replays_every_chunk_after_it() -> None:
-    stream = Stream("out", buffer_size=1000)
+    stream = ring(1000)
     fill(stream, 10)
     sub = stream.subscribe(since=6)
     assert [c.seq for c in chunks_of(drain(sub))] == [7, 8, 9, 10]
@@ -72,7 +79,7 @@ def test_since_replays_every_chunk_after_it() -> None:
 
 
 def test_since_older_than_the_buffer_reports_an_exact_gap() -> None:
-    stream = Stream("out", buffer_size=100)
+    stream = ring(100)
     fill(stream, 25)  # chunks 16..25 held
     sub = stream.subscribe(since=3)
     items = drain(sub)
@@ -82,7 +89,7 @@ def test_since_older_than_the_buffer_reports_an_exact_gap() -> None:
 
 
 def test_gap_of_a_slow_subscription_counts_bytes_of_uneven_chunks() -> None:
-    stream = Stream("out", buffer_size=64)
+    stream = ring(64)
     sub = stream.subscribe()
     sizes = [5, 17, 3, 40, 9, 30, 12, 25]
     for size in sizes:
@@ -96,13 +103,13 @@ def test_gap_of_a_slow_subscription_counts_bytes_of_uneven_chunks() -> None:
 
 
 def test_since_zero_replays_from_the_start() -> None:
-    stream = Stream("out", buffer_size=1000)
+    stream = ring(1000)
     fill(stream, 3)
     assert [c.seq for c in chunks_of(drain(stream.subscribe(since=0)))] == [1, 2, 3]
 
 
 def test_since_from_the_future_goes_live() -> None:
-    stream = Stream("out", buffer_size=1000)
+    stream = ring(1000)
     fill(stream, 3)
     sub = stream.subscribe(since=5000)
     assert sub.take() == []
@@ -118,7 +125,7 @@ def test_since_on_an_empty_stream() -> None:
 
 
 def test_tail_starts_inside_a_chunk() -> None:
-    stream = Stream("out", buffer_size=1000)
+    stream = ring(1000)
     stream.append(b"one\ntwo\nthr")
     stream.append(b"ee\nfour\n")
     items = drain(stream.subscribe(tail=3))
@@ -127,14 +134,14 @@ def test_tail_starts_inside_a_chunk() -> None:
 
 
 def test_tail_larger_than_held_replays_everything_held() -> None:
-    stream = Stream("out", buffer_size=1000)
+    stream = ring(1000)
     fill(stream, 4)
     items = drain(stream.subscribe(tail=100))
     assert [c.seq for c in chunks_of(items)] == [1, 2, 3, 4]
 
 
 def test_tail_whose_chunk_was_evicted_reports_the_gap_without_trimming() -> None:
-    stream = Stream("out", buffer_size=30)
+    stream = ring(30)
     stream.append(b"a1\na2\na3\n")
     sub = stream.subscribe(tail=2)
     fill(stream, 5)  # evicts the first chunk
@@ -145,7 +152,7 @@ def test_tail_whose_chunk_was_evicted_reports_the_gap_without_trimming() -> None
 
 
 def test_overflow_close_reports_the_gap_then_ends() -> None:
-    stream = Stream("out", buffer_size=50)
+    stream = ring(50)
     sub = stream.subscribe(overflow=Overflow.CLOSE)
     fill(stream, 10)
     assert sub.read(0) == [Gap(chunks=5, bytes=50, next_seq=6)]
@@ -154,7 +161,7 @@ def test_overflow_close_reports_the_gap_then_ends() -> None:
 
 
 def test_overflow_skip_keeps_going_and_counts() -> None:
-    stream = Stream("out", buffer_size=50)
+    stream = ring(50)
     sub = stream.subscribe()
     fill(stream, 10)
     drain(sub)
@@ -166,7 +173,7 @@ def test_overflow_skip_keeps_going_and_counts() -> None:
 
 
 def test_stats_show_the_lag_of_a_cursor() -> None:
-    stream = Stream("out", buffer_size=1000)
+    stream = ring(1000)
     sub = stream.subscribe()
     fill(stream, 4)
     stats = sub.stats()
@@ -195,7 +202,7 @@ def test_closing_a_subscription_wakes_its_reader() -> None:
 
 
 def test_batches_are_bounded_but_never_empty() -> None:
-    stream = Stream("out", buffer_size=10 * MAX_BATCH_BYTES)
+    stream = ring(10 * MAX_BATCH_BYTES)
     for _ in range(3):
         stream.append(b"z" * MAX_BATCH_BYTES)  # each one fills a default batch
     sub = stream.subscribe(since=0)
@@ -205,7 +212,7 @@ def test_batches_are_bounded_but_never_empty() -> None:
 
 
 def test_sinks_see_every_chunk_synchronously() -> None:
-    stream = Stream("out", buffer_size=10)
+    stream = ring(10)
     seen: list[int] = []
     stream.sinks.append(lambda chunk: seen.append(chunk.seq))
     fill(stream, 5)
@@ -213,7 +220,7 @@ def test_sinks_see_every_chunk_synchronously() -> None:
 
 
 def test_end_offset_of_evicted_chunks_is_remembered() -> None:
-    stream = Stream("out", buffer_size=20)
+    stream = ring(20)
     fill(stream, 10)
     assert stream.end_offset(0) == 0
     assert stream.end_offset(3) == 30
@@ -223,7 +230,7 @@ def test_end_offset_of_evicted_chunks_is_remembered() -> None:
 
 def test_stats_count_a_loss_the_cursor_has_not_taken_yet() -> None:
     """A consumer stuck in a socket write takes nothing; its counters must still move."""
-    stream = Stream("out", buffer_size=50)
+    stream = ring(50)
     sub = stream.subscribe()
     fill(stream, 10)
     stats = sub.stats()
@@ -305,3 +312,27 @@ def test_a_read_timer_is_reused_while_the_timeout_stays_the_same() -> None:
     timer = sub._timer
     assert sub.read(0.001) == [] and sub._timer is timer
     assert sub.read(0.002) == [] and sub._timer is not timer
+
+
+def test_a_ring_of_tiny_chunks_is_bounded_in_memory_not_only_in_data() -> None:
+    """A child printing short lines makes chunks of a few bytes: their objects count too."""
+    size = 256 * 1024
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        stream = Stream("out", buffer_size=size)
+        for n in range(100_000):
+            stream.append(b"%d" % n if n % 2 else b"\n")  # print(): the text, then the newline
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert stream.held_bytes + stream.chunk_overhead * len(stream.chunks) <= size
+    assert used < 1.5 * size  # the ring, its deque and its 32 KiB gap index
+
+
+def test_batches_count_chunk_overhead_too() -> None:
+    stream = Stream("out")
+    for _ in range(100):
+        stream.append(b"x")
+    sub = stream.subscribe(since=0)
+    assert len(sub.take(max_bytes=10 * (1 + stream.chunk_overhead))) == 10
