@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .auth import ClientSpec, Role, TokenSpec, parse_hash, parse_scope
+from .defaults import BARE_HOST_PORT
 from .errors import ConfigError, GafferError
 from .flapping import BackoffConfig
 from .limits import (
@@ -33,7 +34,6 @@ from .template import ProcessTemplate
 
 T = TypeVar("T")
 
-DEFAULT_PORT = 8000
 DEFAULT_BACKLOG = 128
 DEFAULT_BUFFER = 1024 * 1024
 DEFAULT_SOCKET_MODE = 0o600
@@ -96,10 +96,10 @@ def parse_address(uri: str) -> Address:
         raise ValueError(f"{port!r} is not a valid port number")
     if not host:  # gaffer 0.4 read ":8000" as every interface; say which one is meant
         raise ValueError(
-            f"{uri!r} has no host: write 127.0.0.1:{port or DEFAULT_PORT} (this machine only) "
-            f"or 0.0.0.0:{port or DEFAULT_PORT} (every interface)"
+            f"{uri!r} has no host: write 127.0.0.1:{port or BARE_HOST_PORT} (this machine only) "
+            f"or 0.0.0.0:{port or BARE_HOST_PORT} (every interface)"
         )
-    return Address(kind, host.lower(), int(port) if port else DEFAULT_PORT, "")
+    return Address(kind, host.lower(), int(port) if port else BARE_HOST_PORT, "")
 
 
 @dataclass

@@ -118,3 +118,11 @@ def test_websocket_helper_explains_a_missing_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "websocket", None)  # as if not installed
     with Client("http://127.0.0.1:1") as client, pytest.raises(ImportError, match="pip install"):
         client.websocket(1)
+
+
+@pytest.mark.parametrize("given", ["hup", " SIGTERM ", "9", "Usr1"])
+def test_signal_number_reads_names_as_the_manager_does(given):
+    """One parser: the client converts a name to the number the manager would read it as."""
+    from gaffer_gevent.signals import parse_signal
+
+    assert signal_number(given) == parse_signal(given)
