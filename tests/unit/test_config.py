@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -849,7 +848,8 @@ def test_error_carries_its_location_as_attributes() -> None:
     ],
 )
 def test_junk_only_ever_raises_config_error(text: str) -> None:
-    with contextlib.suppress(ConfigError):
+    """Junk is refused, and only ever as a ConfigError (any other exception fails the test)."""
+    with pytest.raises(ConfigError):
         parse(text)
 
 
