@@ -35,6 +35,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
         gevent.sleep(interval)
 
 
+def holds(predicate: Callable[[], Any], duration: float, interval: float = 0.01) -> None:
+    """Check that ``predicate`` stays truthy for ``duration``, failing at the first moment it
+    does not: the one honest way to test that something does *not* happen (a retry after
+    giving up, a spawn after a stop), where ``wait_for`` has no event to wait on."""
+    deadline = time.monotonic() + duration
+    while True:
+        assert predicate(), f"{predicate} stopped holding before {duration}s"
+        if time.monotonic() > deadline:
+            return
+        gevent.sleep(interval)
+
+
 def child(name: str, *args: str) -> dict[str, Any]:
     """Template fields running ``tests/children/<name>.py`` with the test's Python."""
     return {"cmd": PYTHON, "args": [str(CHILDREN / f"{name}.py"), *args]}
