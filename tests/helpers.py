@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,23 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
         gevent.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on (just closed): for "connection refused"."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FakeClock:
+    """A clock the test moves by hand (``clock.now += 1``), for code that takes a clock."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def holds(predicate: Callable[[], Any], duration: float, interval: float = 0.01) -> None:
