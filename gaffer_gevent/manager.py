@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 #: Respawns of a template whose program cannot even be started are spaced at least this far
 #: apart (more once its backoff grows).
 SPAWN_FAILURE_DELAY = 1.0
-#: Processes spawned at once by the call that wants them (about 20 ms of vfork/exec
-#: here): a template of up to this many is up when that call returns.
+#: Processes spawned at once by the call that wants them: a template of up to this many
+#: is up when that call returns, and the batch is short enough not to stall the hub.
 SPAWN_BATCH = 32
 #: Beyond that, the spawner greenlet spawns for at most this long (at least one process)
 #: before it yields to the hub, so requests, signals and exits wait no longer than this.

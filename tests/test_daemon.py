@@ -225,7 +225,7 @@ def test_importing_the_package_patches_nothing() -> None:
 
 
 def test_psutil_is_loaded_on_the_first_stats_request_only() -> None:
-    """psutil is about 1 MB of gafferd's RSS: a daemon never asked for stats does not load it."""
+    """A daemon never asked for stats does not load psutil (its cost: bench/RESULTS.md)."""
     code = textwrap.dedent(
         """
         from gevent import monkey; monkey.patch_all()
