@@ -25,8 +25,7 @@ from gaffer_gevent.daemon import Daemon, refusal
 from gaffer_gevent.errors import BindError
 from gaffer_gevent.server import is_loopback, listen
 
-from .helpers import wait_for
-from .test_daemon import GAFFERD, Gafferd, write_config
+from .helpers import GAFFERD, Gafferd, wait_for, write_config
 
 TOKEN_SECTION = "[token:ci]\nrole = admin\nhash = {}\n".format(hash_token("x" * 43))
 

@@ -31,7 +31,7 @@ from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import CLIENT_SUBJECT_KEY, GafferServer, make_servers
 
 from .certs import TestCA
-from .test_daemon import GAFFERD
+from .helpers import GAFFERD
 
 
 def echo_subject(environ: dict[str, Any], start_response: Any) -> list[bytes]:
