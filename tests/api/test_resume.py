@@ -13,7 +13,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ import pytest
 
 from gaffer_gevent.streams import Stream
 from tests.conftest import LiveServer
-from tests.helpers import CHILDREN, child, numbered, wait_for
+from tests.helpers import CHILDREN, Gafferd, child, numbered, wait_for
 
 
 @pytest.fixture
@@ -320,17 +319,11 @@ def test_daemon_memory_stays_bounded_under_a_flood(tmp_path: Path) -> None:
         f"args = {CHILDREN / 'flood.py'}\n"
         "redirect_output = out\n"
     )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "gaffer_gevent", "--bind", "127.0.0.1:0", str(config)]
-    daemon = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    daemon = Gafferd(config, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     sockets: list[socket.socket] = []
     try:
-        assert daemon.stderr is not None
-        line = daemon.stderr.readline().decode()
-        url = re.search(r"listening on (http://\S+)", line)
-        assert url, line
-        host, port = url.group(1)[len("http://") :].split(":")
-        with httpx.Client(base_url=url.group(1), timeout=10) as c:
+        host, port = "127.0.0.1", daemon.port
+        with daemon.http as c:
             wait_for(lambda: c.get("/processes/flood/_pids").json()["pids"])
             (pid,) = c.get("/processes/flood/_pids").json()["pids"]
             request = f"GET /streams/{pid}/out?feed=eventsource HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -355,12 +348,7 @@ def test_daemon_memory_stays_bounded_under_a_flood(tmp_path: Path) -> None:
     finally:
         for sock in sockets:
             sock.close()
-        daemon.terminate()
         try:
-            daemon.wait(timeout=30)
+            daemon.stop()
         finally:
-            if daemon.poll() is None:
-                os.killpg(daemon.pid, 9)
-                daemon.wait(5)
-            if daemon.stderr is not None:
-                daemon.stderr.close()
+            daemon.cleanup()
