@@ -15,10 +15,11 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from .auth import ClientSpec, Role, TokenSpec, parse_hash, parse_scope
+from .defaults import BARE_HOST_PORT
 from .errors import ConfigError, GafferError
 from .flapping import BackoffConfig
 from .limits import (
@@ -29,11 +30,10 @@ from .limits import (
     ProcessLimits,
 )  # fmt: skip
 from .signing import Secret, parse_hook
-from .template import ProcessTemplate
+from .template import KNOWN_KEYS, FlappingConfig, ProcessTemplate
 
 T = TypeVar("T")
 
-DEFAULT_PORT = 8000
 DEFAULT_BACKLOG = 128
 DEFAULT_BUFFER = 1024 * 1024
 DEFAULT_SOCKET_MODE = 0o600
@@ -44,7 +44,6 @@ _RAW_DEFAULT = "\0"
 _SIZE = re.compile(r"\s*([0-9]{1,18})\s*(kb|mb|gb)?\s*", re.IGNORECASE)
 _INT = re.compile(r"\s*-?[0-9]{1,18}\s*")
 _SIZE_UNITS = {None: 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
-_FLAPPING_KEYS = ("attempts", "window", "retry_in", "max_retry")
 _BACKOFF_KEYS = ("first_delay", "max_delay", "reset_after", "give_up_after")
 #: Keys whose values are taken whole: a command line uses `` ;`` and `` #`` (``sh -c 'a ; b'``),
 #: so an inline comment there would be ambiguous. Everywhere else (``[env:NAME]`` values too, as
@@ -96,10 +95,10 @@ def parse_address(uri: str) -> Address:
         raise ValueError(f"{port!r} is not a valid port number")
     if not host:  # gaffer 0.4 read ":8000" as every interface; say which one is meant
         raise ValueError(
-            f"{uri!r} has no host: write 127.0.0.1:{port or DEFAULT_PORT} (this machine only) "
-            f"or 0.0.0.0:{port or DEFAULT_PORT} (every interface)"
+            f"{uri!r} has no host: write 127.0.0.1:{port or BARE_HOST_PORT} (this machine only) "
+            f"or 0.0.0.0:{port or BARE_HOST_PORT} (every interface)"
         )
-    return Address(kind, host.lower(), int(port) if port else DEFAULT_PORT, "")
+    return Address(kind, host.lower(), int(port) if port else BARE_HOST_PORT, "")
 
 
 @dataclass
@@ -234,19 +233,18 @@ def _labels(value: str) -> list[str]:
 
 
 def _flapping(value: str) -> dict[str, Any]:
+    """``flapping = ATTEMPTS [WINDOW [RETRY_IN [MAX_RETRY]]]``: the numbers given, checked by
+    ``FlappingConfig``'s own rules so the ini and the API accept the same settings."""
+    names = [item.name for item in fields(FlappingConfig)]
     parts = value.replace(",", " ").split()
-    if not 1 <= len(parts) <= len(_FLAPPING_KEYS):
-        raise ValueError("takes 1 to 4 numbers: attempts window retry_in max_retry")
-    flapping: dict[str, Any] = {}
-    for key, part in zip(_FLAPPING_KEYS, parts, strict=False):
-        number = _float(part)
-        if key in ("attempts", "max_retry"):
-            if not number.is_integer():
-                raise ValueError(f"{key} must be a whole number, not {part!r}")
-            flapping[key] = int(number)
-        else:
-            flapping[key] = number
-    return flapping
+    if not 1 <= len(parts) <= len(names):
+        raise ValueError("takes 1 to 4 numbers: " + " ".join(names))
+    given = {key: _float(part) for key, part in zip(names, parts, strict=False)}
+    try:
+        settings = FlappingConfig.from_value(given).to_json()
+    except GafferError as exc:
+        raise ValueError(exc.message.removeprefix("flapping ")) from None  # the key is named
+    return {key: settings[key] for key in given}
 
 
 def _backoff(value: str) -> BackoffConfig:
@@ -270,14 +268,22 @@ CONNECTION_KEYS: dict[str, tuple[Callable[[str], Any], float, float]] = {
     "websocket_idle_timeout": (_float, 0.001, 86400),
 }  # fmt: skip
 
-PROCESS_KEYS: dict[str, Callable[[str], Any]] = {
-    "cmd": str, "args": str, "cwd": str, "uid": _user, "gid": _user,
-    "detach": _bool, "shell": _bool, "os_env": _bool, "start": _bool,
+#: How the ini reads a [process:NAME] key that is not plain text; see PROCESS_KEYS.
+_PROCESS_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "uid": _user, "gid": _user, "detach": _bool, "shell": _bool, "os_env": _bool, "start": _bool,
     "redirect_input": _bool, "numprocesses": _int, "redirect_output": _labels,
     "graceful_timeout": _float, "priority": _int, "flapping": _flapping,
-    "buffer_size": _size, "stdout_logfile": str, "stderr_logfile": str,
-    "logfile_maxbytes": _size, "logfile_backups": _int, "logfile_rotate_daily": _bool,
+    "buffer_size": _size, "logfile_maxbytes": _size, "logfile_backups": _int,
+    "logfile_rotate_daily": _bool,
 }  # fmt: skip
+#: Template keys the ini writes elsewhere: the name is the section's, env is [env:NAME], and
+#: custom_streams and group have no ini form.
+_NOT_PROCESS_KEYS = frozenset({"name", "env", "custom_streams", "group"})
+#: [process:NAME] key -> converter: the template's keys (one table, in template.py), so a key
+#: the API learns is a key the ini reads; text unless _PROCESS_CONVERTERS says otherwise.
+PROCESS_KEYS: dict[str, Callable[[str], Any]] = {
+    key: _PROCESS_CONVERTERS.get(key, str) for key in sorted(KNOWN_KEYS - _NOT_PROCESS_KEYS)
+}
 GAFFER_KEYS = frozenset(
     {
         "http_endpoints", "plugins_dir", "include", "include_dir", "cors_origins",

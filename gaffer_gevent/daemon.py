@@ -22,6 +22,8 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from .defaults import DEFAULT_BIND
+
 if TYPE_CHECKING:
     from .bootstrap import Extras
     from .config import Address, DaemonConfig, EndpointConfig
@@ -32,7 +34,6 @@ EXIT_CONFIG = 2
 #: Another manager holds the runtime dir's lock (the same config, or the same runtime_dir).
 EXIT_RUNNING = 1
 SHUTDOWN_TIMEOUT = 30.0
-DEFAULT_BIND = "127.0.0.1:5000"
 #: A token's name: it becomes a section header and shows in audit events and logs.
 TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}")
 #: A scope glob: template-name characters and glob syntax, nothing that ends an ini value.
@@ -228,7 +229,7 @@ class Daemon:
         return 0
 
     def _endpoints(self, config: DaemonConfig) -> list[EndpointConfig]:
-        """``--bind``'s endpoint when given, else the config's, else 127.0.0.1:5000."""
+        """``--bind``'s endpoint when given, else the config's, else DEFAULT_BIND."""
         from .errors import ConfigError
 
         args = self.args

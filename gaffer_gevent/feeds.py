@@ -73,9 +73,8 @@ class FrameCache:
 
     With a hundred SSE clients on one process, each chunk would otherwise be
     decoded and framed a hundred times; now it is framed once. Bounded by
-    bytes as well as by count: frames are about the size of their chunks, and
-    256 frames of 64 KiB chunks held 17 MB per stream (``bench/flood_rss.py``
-    saw gafferd creep by that much before the count bound held).
+    bytes as well as by count: frames are about the size of their chunks, so a
+    count alone would let big chunks hold many megabytes per stream.
     """
 
     def __init__(self, size: int = 256, max_bytes: int = 2 * 1024 * 1024) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -29,11 +28,12 @@ from typing import Any
 
 import gevent
 
-from .errors import BadValue, Conflict, NotFound
+from .errors import Conflict, NotFound
 from .events import EventBus
 from .flapping import Backoff, BackoffConfig, FlappingPolicy, Verdict
-from .limits import MAX_INT_DIGITS, ProcessLimits, ascii_int, check_name
+from .limits import ProcessLimits, check_name
 from .process import DEFAULT_STDIN_QUEUE, SPAWN_FAILED, Process
+from .signals import parse_signal
 from .streams import DEFAULT_BUFFER_SIZE, Chunk
 from .template import ProcessTemplate
 
@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 #: Respawns of a template whose program cannot even be started are spaced at least this far
 #: apart (more once its backoff grows).
 SPAWN_FAILURE_DELAY = 1.0
-#: Processes spawned at once by the call that wants them (about 20 ms of vfork/exec
-#: here): a template of up to this many is up when that call returns.
+#: Processes spawned at once by the call that wants them: a template of up to this many
+#: is up when that call returns, and the batch is short enough not to stall the hub.
 SPAWN_BATCH = 32
 #: Beyond that, the spawner greenlet spawns for at most this long (at least one process)
 #: before it yields to the hub, so requests, signals and exits wait no longer than this.
@@ -118,27 +118,6 @@ class TemplateState:
     def missing(self) -> int:
         """How many processes to spawn: the new ones count, those a restart replaces do not."""
         return self.template.numprocesses - (len(self.queue) - len(self.outgoing))
-
-
-def parse_signal(value: int | str) -> int:
-    """A signal by number or name (``15``, ``TERM``, ``sigterm``); BadValue otherwise."""
-    if isinstance(value, str):
-        text = value.strip().upper()
-        number = ascii_int(text)
-        if number is not None:
-            value = number
-        elif len(text) > MAX_INT_DIGITS or not text.isascii() or not text.isalnum():
-            raise BadValue(f"unknown signal {value[:MAX_INT_DIGITS]!r}")
-        else:
-            name = text if text.startswith("SIG") else "SIG" + text
-            try:
-                return int(signal.Signals[name])
-            except KeyError as exc:
-                raise BadValue(f"unknown signal {value!r}") from exc
-    try:
-        return int(signal.Signals(value))
-    except ValueError as exc:
-        raise BadValue(f"unknown signal {value!r}") from exc
 
 
 class Manager:

@@ -310,7 +310,7 @@ class Runtime:
 
     def _spawned(self, process: Process) -> None:
         # Its start time is read by the writer, not here: just after exec the child's
-        # loader holds its memory map, and /proc/PID/stat waited for it (~90 us a spawn).
+        # loader holds its memory map, and reading /proc/PID/stat would wait for it.
         self._unread[process.pid] = (process.os_pid, process.name)
         self._changed()
 

@@ -52,7 +52,7 @@ class GafferHandler(WebSocketHandler):  # type: ignore[misc]
     It also replaces two steps of pywsgi's write path that feeds pay for on
     every write (py-spy on a continuous feed and on a 100-client fan-out):
     pywsgi copies each chunk into a new buffer to add the chunked framing
-    (a third of the CPU of a 1 GB/s feed), and gevent's ``sendall`` asks the
+    (a copy per chunk, the largest cost of a fast feed), and gevent's ``sendall`` asks the
     kernel for the send buffer size before each send.
     """
 

@@ -1,8 +1,8 @@
 """Start an OS child cheaply and watch its exit through gevent's child watcher.
 
 ``gevent.subprocess.Popen`` forks the whole interpreter in Python and waits for
-exec cooperatively: about 7 ms a child here. CPython's own C helper
-(``_posixsubprocess.fork_exec``) uses vfork and is ten times faster, so we call
+exec cooperatively, a cost that grows with the parent's memory. CPython's own C helper
+(``_posixsubprocess.fork_exec``) uses vfork, which copies nothing, so we call
 it directly with the same argument list the stdlib uses, and learn about the
 exit from a libev child watcher (gevent reaps; we never call waitpid and never
 install a SIGCHLD handler). No greenlet switch happens between the fork and

@@ -6,8 +6,10 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import httpx
 import psutil
 
 from gaffer_gevent.logfile import backup_paths
@@ -32,6 +35,35 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        gevent.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on (just closed): for "connection refused"."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FakeClock:
+    """A clock the test moves by hand (``clock.now += 1``), for code that takes a clock."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def holds(predicate: Callable[[], Any], duration: float, interval: float = 0.01) -> None:
+    """Check that ``predicate`` stays truthy for ``duration``, failing at the first moment it
+    does not: the one honest way to test that something does *not* happen (a retry after
+    giving up, a spawn after a stop), where ``wait_for`` has no event to wait on."""
+    deadline = time.monotonic() + duration
+    while True:
+        assert predicate(), f"{predicate} stopped holding before {duration}s"
+        if time.monotonic() > deadline:
+            return
         gevent.sleep(interval)
 
 
@@ -121,3 +153,105 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
         check=True, capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+# -- gafferd in a test ---------------------------------------------------------------------------
+
+#: gafferd as tests run it: this interpreter, this checkout.
+GAFFERD = [PYTHON, "-m", "gaffer_gevent"]
+_LISTENING = re.compile(r"listening on (https?://\S+|unix:\S+)")
+
+
+class Gafferd:
+    """The way tests start gafferd: a subprocess in its own session, on an ephemeral port
+    unless ``bind`` says otherwise (``None``: the config's endpoints), started when the
+    constructor returns (its ``listening on`` line read, so ``url`` is where it listens).
+
+    stdout and stderr are pipes the test reads: ``stderr_lines`` holds what gafferd wrote up
+    to ``listening on``, ``log_line`` reads on. ``cleanup`` kills its whole process group.
+    """
+
+    def __init__(
+        self,
+        config: Path,
+        *extra: str,
+        bind: str | None = "127.0.0.1:0",
+        env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        binds = ["--bind", bind] if bind is not None else []
+        self.proc = subprocess.Popen(
+            [*GAFFERD, *binds, *extra, str(config)], env=env, preexec_fn=preexec_fn,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        self.stderr_lines: list[str] = []
+        self._http: httpx.Client | None = None
+        try:
+            self.url = self._read_url()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def http(self) -> httpx.Client:
+        """A client of its plain-HTTP endpoint (TLS tests bring their own context)."""
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.url, timeout=10)
+        return self._http
+
+    def _read_url(self) -> str:
+        assert self.proc.stderr is not None
+        with gevent.Timeout(30, AssertionError(f"gafferd never listened: {self.stderr_lines}")):
+            while True:
+                line = self.proc.stderr.readline().decode()
+                if not line:
+                    raise AssertionError(f"gafferd exited: {self.stderr_lines}")
+                self.stderr_lines.append(line)
+                match = _LISTENING.search(line)
+                if match:
+                    return match.group(1)
+
+    def log_line(self, pattern: str, timeout: float = 10.0) -> str:
+        """The first line of gafferd's log (from the start) matching ``pattern``."""
+        assert self.proc.stderr is not None
+        seen = 0
+        with gevent.Timeout(timeout, AssertionError(f"no {pattern!r} in {self.stderr_lines}")):
+            while True:
+                for line in self.stderr_lines[seen:]:
+                    if re.search(pattern, line):
+                        return line
+                seen = len(self.stderr_lines)
+                line = self.proc.stderr.readline().decode()
+                if not line:
+                    raise AssertionError(f"gafferd exited: {self.stderr_lines}")
+                self.stderr_lines.append(line)
+
+    def pids(self, name: str) -> list[int]:
+        return list(self.http.get(f"/processes/{name}/_pids").json()["pids"])
+
+    def children(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+    def cleanup(self) -> None:
+        if self._http is not None:
+            self._http.close()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path

@@ -25,8 +25,7 @@ from gaffer_gevent.daemon import Daemon, refusal
 from gaffer_gevent.errors import BindError
 from gaffer_gevent.server import is_loopback, listen
 
-from .helpers import wait_for
-from .test_daemon import GAFFERD, Gafferd, write_config
+from .helpers import GAFFERD, Gafferd, wait_for, write_config
 
 TOKEN_SECTION = "[token:ci]\nrole = admin\nhash = {}\n".format(hash_token("x" * 43))
 
@@ -237,20 +236,15 @@ def test_unix_socket_is_created_with_socket_mode_whatever_the_umask(
 def test_gafferd_unix_socket_defaults_to_0600(tmp_path: Path, permissive_umask: None) -> None:
     path = tmp_path / "g.sock"
     config = write_config(tmp_path / "gaffer.ini", "")
-    proc = subprocess.Popen(
-        [*GAFFERD, "--bind", f"unix:{path}", str(config)],
-        stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+    gafferd = Gafferd(config, bind=f"unix:{path}")
     try:
-        assert proc.stderr is not None
-        assert proc.stderr.readline().decode().strip() == f"gafferd: listening on unix:{path}"
+        assert [line.strip() for line in gafferd.stderr_lines] == [
+            f"gafferd: listening on unix:{path}"
+        ]
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        assert gafferd.stop() == 0
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        gafferd.cleanup()
 
 
 # -- gafferd token ---------------------------------------------------------------------------

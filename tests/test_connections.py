@@ -26,7 +26,7 @@ from gaffer_gevent.config import Address, ConnectionLimits, EndpointConfig
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import GafferServer, make_servers
 
-from .helpers import PYTHON, LoggedServer, spawn_logged, wait_for
+from .helpers import PYTHON, LoggedServer, holds, spawn_logged, wait_for
 
 PING = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -192,8 +192,7 @@ def test_a_full_cap_of_busy_connections_makes_new_ones_wait(serve: Serve) -> Non
         with client.stream("GET", "/watch?feed=continuous&heartbeat=1") as feed:
             assert feed.status_code == 200
             waiting = gevent.spawn(httpx.get, f"{served.url}/ping", timeout=10)
-            gevent.sleep(0.5)
-            assert not waiting.ready()  # queued in the listen backlog, not refused
+            holds(lambda: not waiting.ready(), 0.5)  # queued in the listen backlog, not refused
         assert waiting.get(timeout=10).status_code == 200  # the feed is gone: its turn
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
 import sys
@@ -12,76 +10,10 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-import gevent
-import httpx
 import psutil
 import pytest
 
-from tests.helpers import wait_for
-
-GAFFERD = [sys.executable, "-m", "gaffer_gevent"]
-
-
-class Gafferd:
-    """A gafferd subprocess on an ephemeral port, in its own process group."""
-
-    def __init__(self, config: Path, *extra: str, bind: str | None = "127.0.0.1:0") -> None:
-        self.config = config
-        binds = ["--bind", bind] if bind is not None else []
-        self.proc = subprocess.Popen(
-            [*GAFFERD, *binds, *extra, str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
-        self.stderr_lines: list[str] = []
-        self.url = self._read_url()
-        self.http = httpx.Client(base_url=self.url, timeout=10)
-
-    def _read_url(self) -> str:
-        assert self.proc.stderr is not None
-        while True:
-            line = self.proc.stderr.readline().decode()
-            if not line:
-                raise AssertionError(f"gafferd exited: {self.stderr_lines}")
-            self.stderr_lines.append(line)
-            match = re.search(r"listening on (http://\S+)", line)
-            if match:
-                return match.group(1)
-
-    def log_line(self, pattern: str, timeout: float = 10.0) -> str:
-        """The first line of gafferd's log (from the start) matching ``pattern``."""
-        assert self.proc.stderr is not None
-        seen = 0
-        with gevent.Timeout(timeout, AssertionError(f"no {pattern!r} in {self.stderr_lines}")):
-            while True:
-                for line in self.stderr_lines[seen:]:
-                    if re.search(pattern, line):
-                        return line
-                seen = len(self.stderr_lines)
-                line = self.proc.stderr.readline().decode()
-                if not line:
-                    raise AssertionError(f"gafferd exited: {self.stderr_lines}")
-                self.stderr_lines.append(line)
-
-    def pids(self, name: str) -> list[int]:
-        return list(self.http.get(f"/processes/{name}/_pids").json()["pids"])
-
-    def children(self) -> list[psutil.Process]:
-        return psutil.Process(self.proc.pid).children(recursive=True)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-    def cleanup(self) -> None:
-        self.http.close()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-
-def write_config(path: Path, text: str) -> Path:
-    path.write_text(textwrap.dedent(text))
-    return path
+from tests.helpers import GAFFERD, Gafferd, wait_for, write_config
 
 
 @pytest.fixture
@@ -225,7 +157,7 @@ def test_importing_the_package_patches_nothing() -> None:
 
 
 def test_psutil_is_loaded_on_the_first_stats_request_only() -> None:
-    """psutil is about 1 MB of gafferd's RSS: a daemon never asked for stats does not load it."""
+    """A daemon never asked for stats does not load psutil (its cost: bench/RESULTS.md)."""
     code = textwrap.dedent(
         """
         from gevent import monkey; monkey.patch_all()

@@ -24,8 +24,7 @@ from gevent.event import Event
 
 from gaffer_gevent.auth import hash_token, mint_token
 
-from .helpers import wait_for
-from .test_daemon import Gafferd, write_config
+from .helpers import Gafferd, wait_for, write_config
 
 
 @dataclass(frozen=True)

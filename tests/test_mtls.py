@@ -10,12 +10,9 @@ A test CA is made in each test, plus a second, unrelated one.
 from __future__ import annotations
 
 import http.client
-import os
 import re
-import signal
 import socket
 import ssl
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +28,7 @@ from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import CLIENT_SUBJECT_KEY, GafferServer, make_servers
 
 from .certs import TestCA
-from .test_daemon import GAFFERD
+from .helpers import Gafferd
 
 
 def echo_subject(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -162,14 +159,13 @@ def test_gafferd_requiring_client_certificates_may_listen_on_every_interface(
     cert, key = pki.server
     config = tmp_path / "gaffer.ini"
     config.write_text("")
-    proc = subprocess.Popen(
-        [*GAFFERD, str(config), "--bind", "0.0.0.0:0", "--certfile", str(cert),
-         "--keyfile", str(key), "--ca-certs", str(pki.ca.path), "--client-cert", "required"],
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    gafferd = Gafferd(
+        config, "--certfile", str(cert), "--keyfile", str(key), "--ca-certs", str(pki.ca.path),
+        "--client-cert", "required", bind="0.0.0.0:0",
     )  # fmt: skip
+    proc = gafferd.proc
     try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
+        (line,) = gafferd.stderr_lines  # nothing before it: no warning
         match = re.fullmatch(r"gafferd: listening on https://0\.0\.0\.0:(\d+)\n", line)
         assert match, line
         port = int(match.group(1))
@@ -180,13 +176,11 @@ def test_gafferd_requiring_client_certificates_may_listen_on_every_interface(
         with pytest.raises(httpx.TransportError):  # no certificate: no HTTP at all
             trusting = ssl.create_default_context(cafile=str(pki.ca.path))
             httpx.get(f"https://127.0.0.1:{port}/ping", verify=trusting, timeout=10)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-        assert "WARNING" not in proc.stderr.read()
+        assert gafferd.stop() == 0
+        assert proc.stderr is not None
+        assert "WARNING" not in proc.stderr.read().decode()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        gafferd.cleanup()
 
 
 def test_client_sections_give_certificate_subjects_roles(pki: PKI, manager: Manager) -> None:

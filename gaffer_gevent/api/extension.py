@@ -53,8 +53,8 @@ class GafferState:
 
     @property
     def stats(self) -> StatsCollector:
-        """The psutil collector, made on the first stats request: psutil costs a daemon
-        that is never asked for stats about 1 MB of its RSS."""
+        """The psutil collector, made on the first stats request: a daemon that is
+        never asked for stats does not pay psutil's memory."""
         if self._stats is None:
             from ..stats import StatsCollector
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..defaults import DEFAULT_URL
 from ..errors import GafferError
 from ..limits import DEFAULT_MAX_PROCESSES, ascii_digits, ascii_int
 from ..procfile import (
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
     from ..client import Client
 
 PROG = "gaffer"
-DEFAULT_ENDPOINT = "http://127.0.0.1:5000"
 #: gaffer 0.4 tried ``g.0``, ``g.0.0``...; names may not contain dots here, so ``g-1``, ``g-2``.
 LOAD_ATTEMPTS = 4
 
@@ -374,7 +374,7 @@ GLOBAL_OPTIONS = (
            help=".env file(s) loaded after <root>/.env (default: ./.env)"),
     option("-f", "--procfile", default="Procfile", help="Procfile name (default %(default)s)"),
     option("-d", "--directory", default=".", metavar="ROOT", help="application root"),
-    option("--endpoint", default=DEFAULT_ENDPOINT, metavar="URL", help="gafferd URL"),
+    option("--endpoint", default=DEFAULT_URL, metavar="URL", help="gafferd URL"),
     *CONNECTION_OPTIONS,
 )  # fmt: skip
 

@@ -21,7 +21,8 @@ exists before it makes something happen, and a refused feed raises at once.
 
 from __future__ import annotations
 
-from .client import DEFAULT_URL, Client, FeedName, Status, Ticket, WhoAmI, signal_number
+from ..defaults import DEFAULT_URL
+from .client import Client, FeedName, Status, Ticket, WhoAmI, signal_number
 from .credentials import TOKEN_ENV, check_token, read_token_file, resolve_token
 from .errors import (
     AccessForbidden,

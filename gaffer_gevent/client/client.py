@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import ssl
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, NotRequired, TypedDict, TypeVar, cast, overload
@@ -11,7 +10,9 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import GafferError
+from ..defaults import DEFAULT_URL
+from ..errors import BadValue, GafferError
+from ..signals import parse_signal
 from .credentials import check_token
 from .errors import ServerUnreachable, describe, error_from_body
 from .feeds import Feed, ndjson_output, raw_chunks, sse_events
@@ -19,7 +20,6 @@ from .sse import SSEEvent
 from .stream_socket import StreamSocket, open_stream_socket
 from .transport import ssl_context, unix_transport
 
-DEFAULT_URL = "http://127.0.0.1:5000"
 FeedName = Literal["longpoll", "continuous", "eventsource"]
 T = TypeVar("T")
 
@@ -52,22 +52,17 @@ class WhoAmI(TypedDict):
 
 
 def signal_number(sig: int | str) -> int:
-    """``15``, ``"15"``, ``"term"``, ``"SIGTERM"`` -> 15; anything else is a ValueError.
+    """``15``, ``"15"``, ``"term"``, ``"SIGTERM"`` -> 15; an unknown name is a ValueError.
 
-    The API wants numbers (spec 12, ``kill``): names are converted here, on the client.
+    The API wants numbers (spec 12, ``kill``): names are converted here, on the client, by
+    the parser the manager uses. A number is sent as given: the server judges it.
     """
     if isinstance(sig, int):
         return sig
-    text = sig.strip()
-    if text.isdigit():
-        return int(text)
-    name = text.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
     try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise ValueError(f"unknown signal {sig!r}") from None
+        return parse_signal(sig)
+    except BadValue as exc:
+        raise ValueError(exc.message) from None
 
 
 def _segment(value: str | int) -> str:

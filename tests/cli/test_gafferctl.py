@@ -10,11 +10,11 @@ import sys
 from gaffer_gevent import __version__
 from gaffer_gevent.cli.gafferctl import describe_status
 
+from ..helpers import free_port
 from .conftest import (
     ECHO,
     TICKER,
     collect,
-    free_port,
     one_line,
     run_script,
     spawn_script,

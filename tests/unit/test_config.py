@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -849,5 +848,29 @@ def test_error_carries_its_location_as_attributes() -> None:
     ],
 )
 def test_junk_only_ever_raises_config_error(text: str) -> None:
-    with contextlib.suppress(ConfigError):
+    """Junk is refused, and only ever as a ConfigError (any other exception fails the test)."""
+    with pytest.raises(ConfigError):
         parse(text)
+
+
+def test_process_keys_are_the_templates_keys() -> None:
+    """One key table: every [process:NAME] key is one POST /processes takes, read the same way."""
+    from gaffer_gevent.config import PROCESS_KEYS
+    from gaffer_gevent.template import KNOWN_KEYS
+
+    assert set(PROCESS_KEYS) <= KNOWN_KEYS
+    assert KNOWN_KEYS - set(PROCESS_KEYS) == {"name", "env", "custom_streams", "group"}
+
+
+@pytest.mark.parametrize("value", ["0", "2 -1", "2 1 7 -3"])
+def test_flapping_out_of_bounds_is_refused_as_the_api_refuses_it(value: str) -> None:
+    """One flapping parser: the ini form is checked by FlappingConfig's own rules."""
+    from gaffer_gevent.errors import GafferError
+    from gaffer_gevent.template import FlappingConfig
+
+    names = ("attempts", "window", "retry_in", "max_retry")
+    with pytest.raises(GafferError) as api:
+        FlappingConfig.from_value(dict(zip(names, map(float, value.split()), strict=False)))
+    assert api.value.message.removeprefix("flapping ") in str(
+        error(f"[process:a]\ncmd = x\nflapping = {value}\n")
+    )

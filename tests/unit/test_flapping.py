@@ -7,13 +7,7 @@ import pytest
 from gaffer_gevent.flapping import Backoff, BackoffConfig, FlappingPolicy, Verdict
 from gaffer_gevent.template import FlappingConfig
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from ..helpers import FakeClock
 
 
 def test_worked_example_gives_up_after_three_flaps() -> None:

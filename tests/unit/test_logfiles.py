@@ -17,17 +17,13 @@ from gaffer_gevent.manager import Manager
 from gaffer_gevent.streams import Stream
 from gaffer_gevent.template import ProcessTemplate
 
-from ..helpers import child, files_of, numbered, numbers_in, on_disk, wait_for
+from ..helpers import FakeClock, child, files_of, numbered, numbers_in, on_disk, wait_for
 
 DAY = 86400.0
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime.datetime(2030, 5, 17, 12, 0).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
+#: The fake clock's start: noon, so a test knows how far midnight is.
+NOON = datetime.datetime(2030, 5, 17, 12, 0).timestamp()
 
 
 # -- the line-boundary rule --------------------------------------------------------
@@ -115,7 +111,7 @@ def test_no_backups_means_rotation_drops_history(tmp_path: Path) -> None:
 
 
 def test_daily_rotation_happens_when_the_date_changes(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOON)
     path = tmp_path / "app.log"
     log = LogFile(str(path), maxbytes=0, backups=5, daily=True, clock=clock)
     log.write(b"monday 1\nmonday 2\n")
@@ -130,7 +126,7 @@ def test_daily_rotation_happens_when_the_date_changes(tmp_path: Path) -> None:
 
 
 def test_daily_rotation_waits_for_the_end_of_an_open_line(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOON)
     path = tmp_path / "app.log"
     log = LogFile(str(path), maxbytes=0, backups=5, daily=True, clock=clock)
     log.write(b"late at ni")
@@ -142,7 +138,7 @@ def test_daily_rotation_waits_for_the_end_of_an_open_line(tmp_path: Path) -> Non
 
 
 def test_a_file_from_an_earlier_day_rotates_at_its_first_write(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOON)
     path = tmp_path / "app.log"
     path.write_bytes(b"old day\n")
     os.utime(path, (clock.now - 2 * DAY, clock.now - 2 * DAY))
