@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import GafferError
+from ..patterns import matches
 from .credentials import check_token
 from .errors import ServerUnreachable, describe, error_from_body
 from .feeds import Feed, ndjson_output, raw_chunks, sse_events
@@ -477,7 +478,6 @@ class Client:
 
     def watch(self, pattern: str = ".", *, heartbeat: int = 60) -> Feed[tuple[str, dict[str, Any]]]:
         """Events matching ``pattern`` (spec 6.3, matched here) as ``(name, payload)``."""
-        from ..events import matches  # the one implementation of the matching rules
 
         def items(chunks: Iterator[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
             for event in sse_events(chunks):
