@@ -60,3 +60,21 @@ def test_gafferctl_status_and_processes_import_no_server_side_and_no_httpx(gaffe
         code, loaded = loaded_by("gafferctl", "--connect", gafferd.url, *args)
         assert code == 0, args
         assert not loaded & (SERVER_SIDE | {"httpx", "httpcore"}), (args, sorted(loaded))
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["processes"], "processes"),
+        (["--connect", "processes", "status", "x"], "status"),  # a value, then the command
+        (["--json", "--connect=http://h:1", "pids", "web"], "pids"),
+        (["help", "status"], None),  # help needs every command's parser
+        (["--help"], None),
+        (["nope"], None),
+        (["--", "processes"], None),
+    ],
+)
+def test_only_the_command_run_gets_its_parser_built(argv: list[str], command: str | None) -> None:
+    from gaffer_gevent.cli.gafferctl import command_named_in
+
+    assert command_named_in(argv) == command
