@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: CRLF, CR or LF (CRLF first, so it is one line end, not two).
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
-@dataclass(frozen=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):
     """One server-sent event: the ``event`` name, its ``data`` and the last ``id`` seen."""
 
     event: str
