@@ -31,6 +31,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict gaffer_gevent
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

@@ -37,6 +37,7 @@ setup(
             "websocket-client>=1.7",
             "gunicorn[gevent]>=22",
             "cryptography>=42",
+            "import-linter>=2.1",
         ],
         "gunicorn": ["gunicorn[gevent]>=22"],
     },

@@ -17,6 +17,9 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from .patterns import matches as matches
+from .patterns import normalize_pattern as normalize_pattern
+
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
@@ -35,19 +38,6 @@ MANAGER_EVENTS = (
 PROC_EVENTS = (
     "start", "stop", "spawn", "reap", "exit", "stop_pid", "spawn_error", "backoff", "failed",
 )  # fmt: skip
-
-
-def normalize_pattern(pattern: str) -> str:
-    """``.`` is the wildcard; a trailing dot is ignored (``a.b.`` == ``a.b``)."""
-    if pattern in ("", "."):
-        return "."
-    return pattern.rstrip(".") or "."
-
-
-def matches(pattern: str, event: str) -> bool:
-    """Whole-segment prefix match from the left (spec 6.3)."""
-    pattern = normalize_pattern(pattern)
-    return pattern == "." or event == pattern or event.startswith(pattern + ".")
 
 
 class EventQueue:

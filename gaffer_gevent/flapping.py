@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .template import FlappingConfig
+from .flapping_settings import FlappingConfig
 
 
 class Verdict(enum.Enum):

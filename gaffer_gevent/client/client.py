@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal, NotRequired, TypedDict, TypeVar, cast, overload
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, TypeVar, cast, overload
 from urllib.parse import quote
-
-import httpx
 
 from ..defaults import DEFAULT_URL
 from ..errors import BadValue, GafferError
+from ..patterns import matches
 from ..signals import parse_signal
 from .credentials import check_token
 from .errors import ServerUnreachable, describe, error_from_body
 from .feeds import Feed, ndjson_output, raw_chunks, sse_events
+from .oneshot import OneShotHTTP, Response, TransportError
 from .sse import SSEEvent
 from .stream_socket import StreamSocket, open_stream_socket
-from .transport import ssl_context, unix_transport
+from .transport import ssl_context
+
+if TYPE_CHECKING:
+    import httpx
 
 FeedName = Literal["longpoll", "continuous", "eventsource"]
 T = TypeVar("T")
@@ -108,22 +111,23 @@ class Client:
         if url.startswith("unix:"):
             self._uds = url.removeprefix("unix:").removeprefix("//")
             base = "http://localhost"
-            transport = unix_transport(self._uds)
         elif url.startswith(("http://", "https://")):
             base = url.rstrip("/")
             if url.startswith("https://"):
                 self._ssl = ssl_context(certfile, keyfile, cacert, verify)
-            transport = httpx.HTTPTransport(verify=self._ssl or True)
         else:
             raise ValueError(f"unsupported gafferd address {url!r} (http://, https:// or unix:)")
         self._base = base
-        self._http = httpx.Client(
-            base_url=base,
-            transport=transport,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        # Plain calls: the standard library (a CLI command starts fast); feeds: httpx.
+        self._http = OneShotHTTP(
+            base,
+            uds=self._uds,
+            ssl_context=self._ssl,
             headers=headers,
-            trust_env=False,
+            timeout=timeout,
+            connect_timeout=min(timeout, 5.0),
         )
+        self._feeds: httpx.Client | None = None
 
     def __repr__(self) -> str:
         # Says whether a token is set, never which one.
@@ -134,6 +138,9 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
+        if self._feeds is not None:
+            self._feeds.close()
+            self._feeds = None
 
     def __enter__(self) -> Client:
         return self
@@ -150,7 +157,7 @@ class Client:
         body: Any = None,
         content: bytes | None = None,
         ok_statuses: Iterable[int] = (),
-    ) -> httpx.Response:
+    ) -> Response:
         """Send one request; a 4xx/5xx (not in ``ok_statuses``) raises its ``GafferError``."""
         if body is not None:
             content = json.dumps(body).encode()
@@ -161,7 +168,7 @@ class Client:
             response = self._http.request(
                 method, path, params=params, content=content, headers=headers
             )
-        except httpx.TransportError as exc:
+        except TransportError as exc:
             raise ServerUnreachable(self.url, describe(exc)) from exc
         if response.status_code >= 400 and response.status_code not in ok_statuses:
             raise self._error(response, f"{method} {path}")
@@ -174,7 +181,7 @@ class Client:
         except ValueError as exc:
             raise GafferError(f"{method} {path}: the server sent invalid JSON") from exc
 
-    def _error(self, response: httpx.Response, context: str) -> GafferError:
+    def _error(self, response: Response | httpx.Response, context: str) -> GafferError:
         try:
             body = response.json()
         except ValueError:
@@ -183,7 +190,7 @@ class Client:
             response.status_code,
             body,
             context,
-            headers=response.headers,
+            headers=cast("Mapping[str, str]", response.headers),
             token_sent=self._token_sent,
         )
 
@@ -195,11 +202,23 @@ class Client:
         items: Callable[[Iterator[bytes]], Iterator[T]],
     ) -> Feed[T]:
         # A silent server is noticed after two missed heartbeats; without heartbeats, wait.
+        import httpx  # only now: plain calls never need it
+
+        from .stdlib_transport import StdlibTransport
+
         read = None if heartbeat <= 0 else 2.0 * heartbeat + 5.0
         timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0), read=read)
-        request = self._http.build_request("GET", path, params=params, timeout=timeout)
+        if self._feeds is None:
+            self._feeds = httpx.Client(
+                base_url=self._base,
+                transport=StdlibTransport(self._http),
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)),
+                headers=self._http.headers,
+                trust_env=False,
+            )
+        request = self._feeds.build_request("GET", path, params=params, timeout=timeout)
         try:
-            response = self._http.send(request, stream=True)
+            response = self._feeds.send(request, stream=True)
         except httpx.TransportError as exc:
             raise ServerUnreachable(self.url, describe(exc)) from exc
         if response.status_code >= 400:
@@ -472,7 +491,6 @@ class Client:
 
     def watch(self, pattern: str = ".", *, heartbeat: int = 60) -> Feed[tuple[str, dict[str, Any]]]:
         """Events matching ``pattern`` (spec 6.3, matched here) as ``(name, payload)``."""
-        from ..events import matches  # the one implementation of the matching rules
 
         def items(chunks: Iterator[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
             for event in sse_events(chunks):

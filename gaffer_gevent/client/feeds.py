@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .errors import ServerUnreachable, describe
 from .sse import SSEEvent, SSEParser
+
+if TYPE_CHECKING:
+    import httpx  # a feed is opened by the client, which imports httpx only then
 
 T = TypeVar("T")
 
@@ -32,6 +33,8 @@ class Feed(Generic[T]):
         self._items = items(self._chunks())
 
     def _chunks(self) -> Iterator[bytes]:
+        import httpx  # already loaded: the client opened this feed with it
+
         try:
             yield from self.response.iter_bytes()
         except httpx.TransportError as exc:

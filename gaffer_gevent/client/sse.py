@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from typing import NamedTuple
+
+#: CRLF, CR or LF (CRLF first, so it is one line end, not two).
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
-@dataclass(frozen=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):
     """One server-sent event: the ``event`` name, its ``data`` and the last ``id`` seen."""
 
     event: str
@@ -25,7 +28,7 @@ class SSEParser:
     """
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._pending = bytearray()  # the start of a line whose end has not arrived yet
         self._skip_lf = False
         self._first_line = True
         self._event = ""
@@ -34,30 +37,29 @@ class SSEParser:
         self._retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Parse a chunk of bytes and return the events it completed."""
+        """Parse a chunk of bytes and return the events it completed.
+
+        Only the new chunk is scanned, once: a long line that arrives in many
+        chunks costs time linear in its length, not in its length squared.
+        """
         if self._skip_lf and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         self._skip_lf = False
-        self._buffer += chunk
         events: list[SSEEvent] = []
         start = 0
-        while True:
-            cr, lf = self._buffer.find(b"\r", start), self._buffer.find(b"\n", start)
-            ends = [i for i in (cr, lf) if i >= 0]
-            if not ends:
-                break
-            end = min(ends)
-            line = self._buffer[start:end]
-            if self._buffer[end : end + 1] == b"\r":
-                if end + 1 == len(self._buffer):
-                    self._skip_lf = True  # the LF of this CRLF may be in the next chunk
-                elif self._buffer[end + 1 : end + 2] == b"\n":
-                    end += 1
-            start = end + 1
+        for end in _LINE_END.finditer(chunk):
+            line = chunk[start : end.start()]
+            if self._pending:
+                self._pending += line
+                line = bytes(self._pending)
+                self._pending.clear()
+            if end.group() == b"\r" and end.end() == len(chunk):
+                self._skip_lf = True  # the LF of this CRLF may be in the next chunk
+            start = end.end()
             event = self._line(line.decode("utf-8", "replace"))
             if event is not None:
                 events.append(event)
-        self._buffer = self._buffer[start:]
+        self._pending += chunk[start:]
         return events
 
     def _line(self, line: str) -> SSEEvent | None:

@@ -1,52 +1,29 @@
-"""httpx transports for gafferd's addresses: unix sockets and TLS contexts."""
+"""The TLS context the client uses for ``https://`` addresses (plain calls and feeds alike)."""
 
 from __future__ import annotations
 
-import socket
+import os
 import ssl
-from collections.abc import Iterable
-from typing import Any
-
-import httpcore
-import httpx
-from httpcore._backends.sync import SyncStream
-
-
-class _ClosingBackend(httpcore.SyncBackend):
-    """httpcore 1.0.9 leaves the socket open when a unix connect fails (a ResourceWarning
-    on every "gafferd is not running"); this closes it."""
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            for option in socket_options or ():
-                sock.setsockopt(*option)
-            sock.settimeout(timeout)
-            sock.connect(path)
-        except TimeoutError as exc:
-            sock.close()
-            raise httpcore.ConnectTimeout(str(exc)) from exc
-        except OSError as exc:
-            sock.close()
-            raise httpcore.ConnectError(str(exc)) from exc
-        return SyncStream(sock)
-
-
-def unix_transport(path: str) -> httpx.HTTPTransport:
-    transport = httpx.HTTPTransport(uds=path)
-    transport._pool = httpcore.ConnectionPool(uds=path, network_backend=_ClosingBackend())
-    return transport
 
 
 def ssl_context(
     certfile: str | None, keyfile: str | None, cafile: str | None, verify: bool
 ) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=cafile) if cafile else httpx.create_ssl_context()
+    """The context for ``https://``: the system's CA file settings as httpx reads them.
+
+    Without ``cafile``: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` when set, else certifi's
+    bundle (what ``httpx.create_ssl_context()`` does, without importing httpx).
+    """
+    if cafile:
+        context = ssl.create_default_context(cafile=cafile)
+    elif os.environ.get("SSL_CERT_FILE"):
+        context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    elif os.environ.get("SSL_CERT_DIR"):
+        context = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    else:
+        import certifi
+
+        context = ssl.create_default_context(cafile=certifi.where())
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

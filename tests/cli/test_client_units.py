@@ -2,6 +2,7 @@
 
 import signal
 import sys
+import time
 
 import pytest
 
@@ -57,6 +58,27 @@ def test_sse_event_name_resets_after_dispatch():
         SSEEvent("a", "1"),
         SSEEvent("message", "2"),
     ]
+
+
+def test_sse_one_8_mib_line_in_small_chunks_parses_in_linear_time():
+    # Each chunk must be scanned once: a parser that rescans its whole buffer per
+    # chunk (or for a CR per line) takes minutes here, a linear one well under a second.
+    line = b"data: " + b"x" * (8 * 1024 * 1024) + b"\n\n"
+    parser = SSEParser()
+    started = time.perf_counter()
+    events = [event for i in range(0, len(line), 128) for event in parser.feed(line[i : i + 128])]
+    elapsed = time.perf_counter() - started
+    assert [len(event.data) for event in events] == [8 * 1024 * 1024]
+    assert elapsed < 5.0, f"{elapsed:.1f} s for one 8 MiB line"
+
+
+def test_sse_many_short_lines_without_cr_parse_in_linear_time():
+    body = b"data: x\n" * (1024 * 1024) + b"\n"  # 8 MiB of LF-only lines in one chunk
+    started = time.perf_counter()
+    events = SSEParser().feed(body)
+    elapsed = time.perf_counter() - started
+    assert len(events) == 1 and len(events[0].data) == 2 * 1024 * 1024 - 1
+    assert elapsed < 5.0, f"{elapsed:.1f} s for 8 MiB of short lines"
 
 
 def test_error_from_body_maps_codes_to_the_package_classes():
