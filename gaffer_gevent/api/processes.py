@@ -17,6 +17,9 @@ from .params import is_pid_segment, json_body, json_response, ok, parse_int, par
 
 bp = Blueprint("processes", __name__)
 
+#: Flask answers HEAD on every GET route: a HEAD is a read, never one of the POST actions.
+READS = ("GET", "HEAD")
+
 
 @bp.route("/processes", methods=["GET", "POST"])
 def collection() -> Response:
@@ -73,7 +76,7 @@ def action(segment: str, action: str, arg: str | None = None) -> Response:
         return _pid_action(segment, action, arg)
     mgr = manager()
     mgr.state(segment)  # 404 not_found before resource_not_found
-    if request.method == "GET":
+    if request.method in READS:
         if action != "_pids":
             return _extra_action(segment, action, arg, read=True)
         return ok(pids=mgr.pids(segment))
@@ -109,7 +112,7 @@ def _extra_action(name: str, action: str, arg: str | None, *, read: bool = False
 
 
 def _pid_action(segment: str, action: str, arg: str | None) -> Response:
-    if request.method == "GET":
+    if request.method in READS:
         raise MethodNotAllowed()
     pid = parse_pid(segment)
     mgr = manager()
