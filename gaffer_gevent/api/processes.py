@@ -41,7 +41,7 @@ def item(segment: str) -> Response:
         return _pid_item(segment)
     mgr = manager()
     if request.method == "HEAD":
-        return Response(status=200 if segment in mgr.states else 404)
+        return _head(segment in mgr.states)
     if request.method == "PUT":
         body = json_body()
         template = ProcessTemplate.from_json(body, name=segment)
@@ -53,14 +53,18 @@ def item(segment: str) -> Response:
     return json_response(mgr.get_template(segment).to_json())
 
 
+def _head(exists: bool) -> Response:
+    """No body, and the headers the GET would send (JSON either way, not Flask's text/html)."""
+    return Response(status=200 if exists else 404, mimetype="application/json")
+
+
 def _pid_item(segment: str) -> Response:
     mgr = manager()
     if request.method == "PUT":
         raise MethodNotAllowed()
     if request.method == "HEAD":
         pid = ascii_int(segment) if ascii_digits(segment) else None
-        running = pid is not None and pid in mgr.running
-        return Response(status=200 if running else 404)
+        return _head(pid is not None and pid in mgr.running)
     pid = parse_pid(segment)
     if request.method == "DELETE":
         mgr.stop_process(pid)

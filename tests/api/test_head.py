@@ -1,4 +1,4 @@
-"""HEAD is a GET without a body: it never changes anything, whatever the route.
+"""HEAD is a GET without a body: it never changes anything, and it sends the GET's headers.
 
 Flask answers HEAD on every GET route. ``/processes/<name>/<action>`` serves GET
 (``_pids``, ``_logs``) and POST (``_start``, ``_stop``...) in one view, and HEAD
@@ -53,3 +53,14 @@ def test_head_reads_still_answer_as_get(client: httpx.Client) -> None:
     create(client, "web")
     assert client.head("/processes/web/_pids").status_code == 200
     assert client.head("/processes/nope/_pids").status_code == 404
+
+
+@pytest.mark.parametrize("segment", ["web", "nope", "1", "999"])
+def test_head_of_a_template_or_pid_has_the_get_content_type_and_no_body(
+    client: httpx.Client, segment: str
+) -> None:
+    create(client, "web")
+    r = client.head(f"/processes/{segment}")
+    assert r.status_code == (200 if segment in ("web", "1") else 404)
+    assert r.headers["content-type"] == "application/json"  # as the GET's, not text/html
+    assert r.content == b""
