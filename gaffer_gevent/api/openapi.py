@@ -10,6 +10,7 @@ from the serving manager's own ``ProcessLimits``: no number is copied here.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import GafferError
@@ -89,9 +90,6 @@ PUBLIC_PATHS = frozenset({"/ping", "/health"})
 #: What the guard may answer on any other route (``api.guard``).
 GUARD_ERRORS = ["unauthorized", "forbidden", "forbidden_origin", "misdirected_request",
                 "too_many_failures"]  # fmt: skip
-#: What routing answers when a path parameter holds a ``/`` (sent as ``%2F``, decoded before
-#: routing): the path then names another route, or none.
-ROUTING_ERRORS = ["not_found", "method_not_allowed"]
 #: Codes without an error class: routing's answer to a GET on the websocket route that
 #: asks for no upgrade.
 OTHER_ERRORS = {"bad_request": 400}
@@ -244,12 +242,33 @@ ERROR_HEADERS = {
 
 
 def _errors_of(method: str, path: str, own: list[str]) -> list[str]:
-    errors = list(own)
-    if "{" in path:
-        errors += [code for code in ROUTING_ERRORS if code not in errors]
+    errors = [*own, *(code for code in _rerouted(method, path) if code not in own)]
     if path not in PUBLIC_PATHS:
         errors += GUARD_ERRORS
     return errors
+
+
+def _rerouted(method: str, path: str) -> list[str]:
+    """What a path parameter holding ``/`` (sent as ``%2F``, decoded before routing) can get.
+
+    The path then has more segments: it names no route (404), or another route, which
+    answers with its own errors, or 405 when it has no such method (HEAD: where no GET).
+    """
+    if "{" not in path:
+        return []
+    any_segments = r"[^/]+(?:/[^/]+)*"
+    reach = re.compile("/".join(any_segments if s.startswith("{") else re.escape(s)
+                                for s in path.split("/")))  # fmt: skip
+    wanted = "get" if method == "head" else method
+    codes = ["not_found"]
+    others: dict[str, dict[str, list[str]]] = {}
+    for other_method, other_path, *_, other_errors in ENDPOINTS:
+        others.setdefault(other_path, {})[other_method] = other_errors
+    for other_path, methods in others.items():
+        if other_path == path or not reach.fullmatch(re.sub(r"\{[^}]+\}", "x", other_path)):
+            continue
+        codes += methods.get(wanted, ["method_not_allowed"])
+    return list(dict.fromkeys(codes))
 
 
 def _responses(method: str, path: str, errors: list[str]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from gaffer_gevent.limits import (
     name_problem,
 )
 from gaffer_gevent.template import KNOWN_KEYS
+from tests.api.support import create
 from tests.conftest import LiveServer
 
 Shape = tuple[str, ...]
@@ -299,4 +300,30 @@ def test_routes_with_parameters_state_routings_own_answers(document: dict[str, A
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if "{" in path:
-                assert {"404", "405"} <= set(operation["responses"]), (method, path)
+                assert "not_found" in operation["responses"]["404"]["description"], (method, path)
+
+
+#: (method, path as sent, status, code): a %2F in a parameter reaches another route.
+REROUTED = [
+    ("HEAD", "/processes/x.y%2F_pids", 400, "bad_value"),  # GET /processes/{name}/{action}
+    ("GET", "/processes/web%2F_bogus", 404, "resource_not_found"),
+    ("DELETE", "/groups/web%2F_start", 405, "method_not_allowed"),  # POST only
+    ("GET", "/status/web%2Fx", 404, "not_found"),  # no route at all
+]
+
+
+@pytest.mark.parametrize(("method", "sent", "status", "code"), REROUTED)
+def test_a_rerouted_answer_is_documented_for_the_operation_sent(
+    client: httpx.Client, document: dict[str, Any], method: str, sent: str, status: int,
+    code: str
+) -> None:  # fmt: skip
+    create(client, "web")
+    r = client.request(method, sent)
+    assert r.status_code == status
+    if method != "HEAD":
+        assert r.json()["error"] == code
+    documented = [op for path, ops in document["paths"].items() for m, op in ops.items()
+                  if m == method.lower() and re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", path),
+                                                          sent)]  # fmt: skip
+    assert len(documented) == 1, sent
+    assert code in documented[0]["responses"][str(status)]["description"].split(", ")
