@@ -16,9 +16,10 @@ refused. Twice, one test per operation each:
 
 Extra probes: half of the path parameters are aimed at what exists (seeded
 templates, live pids, the seeded group and labels) so that cases get past "not
-found", and half of the new templates get a plain name; one case in five is also
-sent as HEAD, which must answer without a body and never change anything (Flask
-answers HEAD on every GET route: a HEAD once ran the POST actions).
+found", and half of the new templates get a plain name. One case in five (with
+the read token: every change) is also sent as HEAD, which must answer without a
+body and never change anything (Flask answers HEAD on every GET route: a HEAD
+once ran the POST actions; a ``send_signal`` recorder proves no signal went out).
 
 Harmless and bounded:
 
@@ -92,6 +93,7 @@ from gaffer_gevent.auth import Credentials
 from gaffer_gevent.limits import ProcessLimits
 from gaffer_gevent.logfiles import LogFiles
 from gaffer_gevent.manager import Manager
+from gaffer_gevent.process import Process
 from gaffer_gevent.template import ProcessTemplate
 from tests.api.secure import spec
 from tests.conftest import LiveServer
@@ -289,7 +291,9 @@ def fuzz(server: LiveServer, label: str, run: str, headers: dict[str, str]) -> d
             seen[str(response.status_code)] = seen.get(str(response.status_code), 0) + 1
             if run == "read" and method not in READ_METHODS and label not in READ_TOKEN_MAY:
                 refused(response, case, cast(Flask, server.app))
-        if method != "HEAD" and data.draw(st.integers(0, 4), label="HEAD probe") == 0:
+        # With the read token, every change is probed as HEAD too: a HEAD once ran them.
+        changes = run == "read" and method not in READ_METHODS
+        if method != "HEAD" and (changes or data.draw(st.integers(0, 4), label="HEAD") == 0):
             head_probe(case, server.url, session, headers)
 
     one()
@@ -357,8 +361,16 @@ def snapshot(manager: Manager) -> dict[str, Any]:
 
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_fuzz_with_a_read_token_changes_nothing(
-    server: LiveServer, logfiles: LogFiles, label: str
+    server: LiveServer, logfiles: LogFiles, label: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    signalled: list[tuple[int, int]] = []  # also the signals a sleep ignores (CONT, WINCH...)
+    send_signal = Process.send_signal
+
+    def recorded(process: Process, sig: int) -> None:
+        signalled.append((process.pid, sig))
+        send_signal(process, sig)
+
+    monkeypatch.setattr(Process, "send_signal", recorded)
     tokens = [spec("fuzz-read", "read", READ_TOKEN)]
     replace_credentials(server.app, Credentials(tokens))  # type: ignore[arg-type]
     seed(server.manager, ticking=False)
@@ -371,4 +383,5 @@ def test_fuzz_with_a_read_token_changes_nothing(
     assert sum(seen.values()) > 0
     server.manager.bus.flush()
     assert snapshot(server.manager) == before
+    assert signalled == []
     assert set(events) <= {"auth.denied", "api.ticket"}, sorted(set(events))
