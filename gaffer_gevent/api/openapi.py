@@ -168,8 +168,6 @@ QUERY_PARAMS: dict[str, tuple[Schema, str]] = {
     "label": (LABEL, "_logs: the label (or stdout / stderr) whose log file to read; default "
                      "stdout"),
 }  # fmt: skip
-#: The query's rule names its doc (kept for the README and older readers of this module).
-QUERY_DOCS = {name: doc for name, (_, doc) in QUERY_PARAMS.items()}
 
 
 # -- the answers -----------------------------------------------------------------------------
