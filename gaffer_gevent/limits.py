@@ -19,6 +19,8 @@ from .errors import BadValue, InvalidProcessInfo
 
 #: Longest template name (the group prefix included).
 MAX_NAME_LENGTH = 128
+#: Characters no name may hold: ``/`` (a URL segment), ``.`` (dotted event patterns), ``^`` (a pid).
+NAME_FORBIDDEN_CHARS = "/.^"
 #: Longest stream label (``redirect_output``, ``custom_streams``); at most MAX_LABELS of them.
 MAX_LABEL_LENGTH = 128
 MAX_LABELS = 16
@@ -117,7 +119,7 @@ def name_problem(name: str) -> str | None:
         return f"must be at most {MAX_NAME_LENGTH} characters"
     if ascii_digits(name):
         return "must not be all digits (a pid)"
-    for char in "/.^":
+    for char in NAME_FORBIDDEN_CHARS:
         if char in name:
             return f"must not contain {char!r}"
     if not name.isprintable():

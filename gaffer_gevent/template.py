@@ -112,7 +112,9 @@ def _resolve_id(value: Any, key: str) -> int | None:
 
 
 def _labels(settings: Mapping[str, Any], key: str) -> list[str]:
-    labels = settings.get(key) or []
+    labels = settings.get(key)
+    if labels is None:
+        return []
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise InvalidProcessInfo(f"{key} must be a list of labels", field=key)
     if len(labels) > limits.MAX_LABELS:
@@ -189,6 +191,8 @@ class ProcessTemplate:
         if not isinstance(cmd, str) or not cmd.strip():
             raise InvalidProcessInfo("cmd must be a non-empty string", field="cmd")
         check_text(cmd, "cmd", limits.MAX_STRING_LENGTH)
+        if not isinstance(body.get("start", False), bool | None):
+            raise InvalidProcessInfo("start must be a boolean", field="start")
         unknown = set(body) - KNOWN_KEYS
         if unknown:
             key = printable(sorted(unknown)[0][: limits.MAX_NAME_LENGTH])
@@ -263,7 +267,8 @@ class ProcessTemplate:
 
     @staticmethod
     def _env(env: Any) -> dict[str, str]:
-        env = env or {}
+        if env is None:
+            return {}
         if not isinstance(env, dict) or not all(
             isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool)
             for k, v in env.items()

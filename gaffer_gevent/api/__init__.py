@@ -45,7 +45,14 @@ def ping() -> Response:
 def openapi() -> Response:
     from .openapi import build_spec
 
-    return json_response(build_spec(gaffer().settings.url_prefix))
+    state = gaffer()
+    return json_response(
+        build_spec(
+            state.settings.url_prefix,
+            limits=state.manager.limits,
+            stdin_max_body=state.settings.stdin_max_body,
+        )
+    )
 
 
 BLUEPRINTS = (

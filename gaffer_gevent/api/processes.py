@@ -17,6 +17,9 @@ from .params import is_pid_segment, json_body, json_response, ok, parse_int, par
 
 bp = Blueprint("processes", __name__)
 
+#: Flask answers HEAD on every GET route: a HEAD is a read, never one of the POST actions.
+READS = ("GET", "HEAD")
+
 
 @bp.route("/processes", methods=["GET", "POST"])
 def collection() -> Response:
@@ -38,7 +41,7 @@ def item(segment: str) -> Response:
         return _pid_item(segment)
     mgr = manager()
     if request.method == "HEAD":
-        return Response(status=200 if segment in mgr.states else 404)
+        return _head(segment in mgr.states)
     if request.method == "PUT":
         body = json_body()
         template = ProcessTemplate.from_json(body, name=segment)
@@ -50,14 +53,18 @@ def item(segment: str) -> Response:
     return json_response(mgr.get_template(segment).to_json())
 
 
+def _head(exists: bool) -> Response:
+    """No body, and the headers the GET would send (JSON either way, not Flask's text/html)."""
+    return Response(status=200 if exists else 404, mimetype="application/json")
+
+
 def _pid_item(segment: str) -> Response:
     mgr = manager()
     if request.method == "PUT":
         raise MethodNotAllowed()
     if request.method == "HEAD":
         pid = ascii_int(segment) if ascii_digits(segment) else None
-        running = pid is not None and pid in mgr.running
-        return Response(status=200 if running else 404)
+        return _head(pid is not None and pid in mgr.running)
     pid = parse_pid(segment)
     if request.method == "DELETE":
         mgr.stop_process(pid)
@@ -73,7 +80,7 @@ def action(segment: str, action: str, arg: str | None = None) -> Response:
         return _pid_action(segment, action, arg)
     mgr = manager()
     mgr.state(segment)  # 404 not_found before resource_not_found
-    if request.method == "GET":
+    if request.method in READS:
         if action != "_pids":
             return _extra_action(segment, action, arg, read=True)
         return ok(pids=mgr.pids(segment))
@@ -109,7 +116,7 @@ def _extra_action(name: str, action: str, arg: str | None, *, read: bool = False
 
 
 def _pid_action(segment: str, action: str, arg: str | None) -> Response:
-    if request.method == "GET":
+    if request.method in READS:
         raise MethodNotAllowed()
     pid = parse_pid(segment)
     mgr = manager()

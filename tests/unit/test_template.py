@@ -36,6 +36,13 @@ def test_group_comes_from_the_name_and_body_group_is_ignored() -> None:
         ({"name": "a", "cmd": "x", "redirect_output": "stdout"}, "redirect_output"),
         ({"name": "a", "cmd": "x", "flapping": {"tries": 3}}, "flapping"),
         ({"name": "a", "cmd": "x", "bogus": 1}, "bogus"),
+        # empty values of the wrong type are not the default (the schema refuses them too)
+        ({"name": "a", "cmd": "x", "env": []}, "env"),
+        ({"name": "a", "cmd": "x", "env": 0}, "env"),
+        ({"name": "a", "cmd": "x", "redirect_output": ""}, "redirect_output"),
+        ({"name": "a", "cmd": "x", "redirect_output": False}, "redirect_output"),
+        ({"name": "a", "cmd": "x", "start": "no"}, "start"),
+        ({"name": "a", "cmd": "x", "start": 0}, "start"),
     ],
 )
 def test_wrong_types_and_keys_are_invalid_process_info_naming_the_field(
