@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -518,6 +519,19 @@ def update_readme(readme: Path, results: dict[str, Any]) -> None:
     readme.write_text(text[:start] + "\n".join(block) + text[end:])
 
 
+# A section another script writes into RESULTS.md (e.g. auth_overhead.py's), kept on rewrite.
+OTHER_SECTION = re.compile(
+    r"<!-- ([a-z-]+):start \(written by (?!report\.py)[^)]*\) -->\n.*?<!-- \1:end -->\n", re.S
+)
+
+
+def kept_sections(path: Path) -> str:
+    """The sections of an existing RESULTS.md that other scripts wrote, to append again."""
+    if not path.exists():
+        return ""
+    return "".join("\n" + match.group(0) for match in OTHER_SECTION.finditer(path.read_text()))
+
+
 def main() -> None:
     """Read results.json, write RESULTS.md and results.png next to this file."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -525,7 +539,8 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=BENCH)
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
-    (args.out_dir / "RESULTS.md").write_text(markdown(results))
+    target = args.out_dir / "RESULTS.md"
+    target.write_text(markdown(results) + kept_sections(target))
     update_readme(args.out_dir / "README.md", results)
     chart(results, args.out_dir / "results.png")
     print(f"[bench] wrote {args.out_dir / 'RESULTS.md'} and {args.out_dir / 'results.png'}")
