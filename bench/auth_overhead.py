@@ -1,15 +1,17 @@
 """What authentication costs a request: gafferd with and without tokens, in one run.
 
-Each round starts two gafferd on 127.0.0.1: `off` (no `[token:NAME]`) and `on` (a read token
-for the measurements and an admin token that creates the fan-out's ticker). Then:
+Each round starts three gafferd on 127.0.0.1: `off` (no `[token:NAME]`), `cors` (no token but
+`cors_origins = *`, the CORS answer that auth on implies by default: four more response headers)
+and `on` (a read token for the measurements and an admin token that creates the fan-out's
+ticker). Then:
 
 - the SSE fan-out of `make bench` (100 eventsource clients, a child printing 1,000 timestamped
-  lines/s for 10 s) on each, in the order off, on in even rounds and on, off in odd ones;
+  lines/s for 10 s) on `off` and `on`, in the order off, on in even rounds and on, off in odd ones;
   with auth on every subscription sends `Authorization: Bearer <read token>`;
 - `GET /ping` (public: the guard answers before looking at tokens) and `GET /processes` (read
   role: the token is checked) on one keep-alive connection per daemon, N of each, in blocks of
-  100 that alternate between the two daemons, so machine drift hits both alike. With auth on
-  they carry the read token, as any client would.
+  100 that take turns between the three daemons, so machine drift hits each alike. With auth
+  on they carry the read token, as any client would.
 
 Then `guard_micro.py` (in process, no sockets) times `Credentials.authenticate` with 1 and
 1,000 tokens and a whole request through the Flask app with and without tokens.
@@ -50,12 +52,15 @@ RAW = BENCH / "out" / "auth_overhead.json"  # not committed, like run_all's resu
 START = "<!-- auth-overhead:start (written by auth_overhead.py) -->"
 END = "<!-- auth-overhead:end -->"
 BLOCK = 100  # requests to one daemon before switching to the other
-MODES = ("off", "on")
+MODES = ("off", "on")  # the fan-out's set-ups
+# The request loops add `cors`: no tokens, but `cors_origins = *`, the CORS answer auth on
+# implies by default, so that on - cors is what the token itself costs over HTTP.
+REQUEST_MODES = ("off", "cors", "on")
 
 
 @contextmanager
 def daemons() -> Iterator[dict[str, tuple[Gafferd, dict[str, str]]]]:
-    """Both gafferd of a round, each with the headers its measured requests carry."""
+    """The gafferd of a round (`REQUEST_MODES`), each with the headers its requests carry."""
     read, admin = mint_token(), mint_token()
     ini = (
         "[gaffer]\n\n"
@@ -64,6 +69,9 @@ def daemons() -> Iterator[dict[str, tuple[Gafferd, dict[str, str]]]]:
     )
     with ExitStack() as stack:
         off = stack.enter_context(Gafferd(stack.enter_context(workdir("auth-off"))))
+        cors = stack.enter_context(
+            Gafferd(stack.enter_context(workdir("auth-cors")), ini="[gaffer]\ncors_origins = *\n")
+        )
         on = stack.enter_context(
             Gafferd(
                 stack.enter_context(workdir("auth-on")),
@@ -74,20 +82,25 @@ def daemons() -> Iterator[dict[str, tuple[Gafferd, dict[str, str]]]]:
         # The guard must really be on: no token is refused, the read token is not.
         on.call("GET", "/processes", expect=401, headers={})
         on.call("GET", "/processes", headers={"Authorization": f"Bearer {read}"})
-        yield {"off": (off, {}), "on": (on, {"Authorization": f"Bearer {read}"})}
+        yield {
+            "off": (off, {}),
+            "cors": (cors, {}),
+            "on": (on, {"Authorization": f"Bearer {read}"}),
+        }
 
 
 def latencies(
     pair: dict[str, tuple[Gafferd, dict[str, str]]], path: str, count: int
 ) -> dict[str, list[float]]:
-    """Milliseconds per `GET path`, `count` per daemon, in alternating blocks of `BLOCK`."""
-    samples: dict[str, list[float]] = {mode: [] for mode in MODES}
-    for mode in MODES:  # warm-up: connection, Flask's first request
+    """Milliseconds per `GET path`, `count` per daemon, in blocks of `BLOCK` taking turns."""
+    samples: dict[str, list[float]] = {mode: [] for mode in REQUEST_MODES}
+    for mode in REQUEST_MODES:  # warm-up: connection, Flask's first request
         daemon, headers = pair[mode]
         for _ in range(BLOCK):
             daemon.call("GET", path, headers=headers)
     for block in range(max(1, count // BLOCK)):
-        for mode in MODES if block % 2 == 0 else MODES[::-1]:
+        turn = block % len(REQUEST_MODES)  # rotate who goes first
+        for mode in REQUEST_MODES[turn:] + REQUEST_MODES[:turn]:
             daemon, headers = pair[mode]
             for _ in range(BLOCK):
                 start = time.perf_counter()
@@ -142,21 +155,26 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per figure and mode: median [min-max] over the rounds; on - off taken within each round."""
+    """Per figure and mode: median [min-max] over the rounds; the differences (on - off, and
+    on - cors for requests) are taken within each round."""
     figures = {
-        "/ping p50 (ms)": ("/ping", "p50_ms"),
-        "/ping p99 (ms)": ("/ping", "p99_ms"),
-        "/processes p50 (ms)": ("/processes", "p50_ms"),
-        "/processes p99 (ms)": ("/processes", "p99_ms"),
-        "fan-out delivered (%)": ("fanout", "delivered_pct"),
-        "fan-out p50 (ms)": ("fanout", "p50_ms"),
-        "fan-out p99 (ms)": ("fanout", "p99_ms"),
+        "`GET /ping` p50 (µs)": ("/ping", "p50_ms", 1000.0),
+        "`GET /ping` p99 (µs)": ("/ping", "p99_ms", 1000.0),
+        "`GET /processes` p50 (µs)": ("/processes", "p50_ms", 1000.0),
+        "`GET /processes` p99 (µs)": ("/processes", "p99_ms", 1000.0),
+        "fan-out delivered (%)": ("fanout", "delivered_pct", 1.0),
+        "fan-out latency p50 (ms)": ("fanout", "p50_ms", 1.0),
+        "fan-out latency p99 (ms)": ("fanout", "p99_ms", 1.0),
     }
     summary: dict[str, Any] = {}
-    for label, (what, key) in figures.items():
-        per_mode = {mode: [float(r[what][mode][key]) for r in rounds] for mode in MODES}
-        deltas = [on - off for off, on in zip(per_mode["off"], per_mode["on"], strict=True)]
-        summary[label] = {**{m: spread(v) for m, v in per_mode.items()}, "delta": spread(deltas)}
+    for label, (what, key, scale) in figures.items():
+        modes = MODES if what == "fanout" else REQUEST_MODES
+        per_mode = {mode: [float(r[what][mode][key]) * scale for r in rounds] for mode in modes}
+        summary[label] = {mode: spread(values) for mode, values in per_mode.items()}
+        for base in ("off", "cors"):
+            if base in per_mode:
+                deltas = [a - b for a, b in zip(per_mode["on"], per_mode[base], strict=True)]
+                summary[label][f"on_minus_{base}"] = spread(deltas)
     return summary
 
 
@@ -187,26 +205,32 @@ def markdown(result: dict[str, Any]) -> str:
         f"- **Load** (1-min load average): {meta['load_start']:.2f} at start, "
         f"{meta['load_end']:.2f} at the end, {meta['load_max']:.2f} at most at a round's edge. "
         "The 2 cores are shared with other work, so absolute figures move from run to run; "
-        "off and on are measured side by side (alternating blocks, alternating order) so that "
-        "the differences are the figures to read.",
+        "the set-ups are measured side by side (blocks and orders taking turns) so that the "
+        "differences are the figures to read.",
         "",
-        f"Two gafferd on 127.0.0.1 in each of {meta['rounds']} rounds: **off** without tokens, "
+        f"gafferd on 127.0.0.1 in each of {meta['rounds']} rounds: **off** without tokens, "
         "**on** with a `[token:NAME]` read token that every measured request carries as "
         "`Authorization: Bearer`. `/ping` is public (the guard answers it before looking at "
         "tokens), so it shows what auth on costs a request that is not checked; `/processes` "
         f"needs the read role, so the token is checked on every call. {meta['requests']:,} "
         f"sequential keep-alive requests of each per daemon and round, in blocks of {BLOCK} "
-        f"alternating between the daemons. Fan-out: {meta['clients']} `feed=eventsource` "
+        "taking turns; a third gafferd without tokens but with `cors_origins = *` takes part "
+        "in them, because auth on makes CORS default to `*`, which adds four response headers "
+        "to every answer: on - (off + cors) is what the token adds (its request header and "
+        f"its check). Fan-out: {meta['clients']} `feed=eventsource` "
         f"clients, {meta['rate']:,.0f} lines/s for {meta['fanout_s']:g} s, as in `make bench`. "
-        "Each cell: median of the rounds [min to max]; on - off is taken within each round.",
+        "Each cell: median of the rounds [min to max]; differences are taken within each "
+        "round.",
         "",
-        "| Figure | auth off | auth on | on - off |",
-        "|---|---|---|---|",
+        "| Figure | auth off | off + `cors_origins = *` | auth on | on - off | on - (off + cors) |",
+        "|---|---|---|---|---|---|",
     ]
     for label, figure in summary.items():
+        cors = cell(figure["cors"]) if "cors" in figure else "-"
+        token = cell(figure["on_minus_cors"], signed=True) if "cors" in figure else "-"
         lines.append(
-            f"| {label} | {cell(figure['off'])} | {cell(figure['on'])} "
-            f"| {cell(figure['delta'], signed=True)} |"
+            f"| {label} | {cell(figure['off'])} | {cors} | {cell(figure['on'])} "
+            f"| {cell(figure['on_minus_off'], signed=True)} | {token} |"
         )
     micro_result = result["micro"]
     lines += [
