@@ -47,15 +47,26 @@ class ApiError(RuntimeError):
 
 
 class Gafferd:
-    """One gafferd on 127.0.0.1:<free port>; a context manager that stops it by pid."""
+    """One gafferd on 127.0.0.1:<free port>; a context manager that stops it by pid.
 
-    def __init__(self, tmp: Path, startup_timeout: float = 30.0, ini_text: str = "[gaffer]\n"):
+    `ini` is the config text (default: an empty `[gaffer]` section); `headers` are sent with
+    every `call` (e.g. an `Authorization` header when the config has tokens).
+    """
+
+    def __init__(
+        self,
+        tmp: Path,
+        startup_timeout: float = 30.0,
+        ini: str = "[gaffer]\n",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.tmp = tmp
         self.scripts = ChildScripts(tmp)
-        ini = tmp / "gaffer.ini"
-        ini.write_text(ini_text)
+        self.headers = dict(headers or {})
+        config = tmp / "gaffer.ini"
+        config.write_text(ini)
         self.proc = launch(
-            [str(GAFFERD), "--bind", "127.0.0.1:0", str(ini)],
+            [str(GAFFERD), "--bind", "127.0.0.1:0", str(config)],
             stdin=subprocess.DEVNULL,
             stdout=open(tmp / "stdout.txt", "wb"),  # noqa: SIM115 - closed with the process
             stderr=subprocess.PIPE,
@@ -98,10 +109,22 @@ class Gafferd:
             return ""
         return lines[-1] if lines else "(nothing on stderr)"
 
-    def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        """One API request on a keep-alive connection; the decoded JSON (or text) reply."""
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        expect: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """One API request on a keep-alive connection; the decoded JSON (or text) reply.
+
+        `headers` replace the daemon's default headers for this request.
+        """
         payload = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        headers = dict(self.headers if headers is None else headers)
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
         try:
             self._conn.request(method, path, body=payload, headers=headers)
             response = self._conn.getresponse()
@@ -185,7 +208,7 @@ def measure_respawn(tools: Any, kills: int = 20) -> dict[str, Any]:
     respawn, which is immediate; a crash loop's backoff is bench/crash_loop.py's subject.
     """
     ini = "[gaffer]\nbackoff = 0.1 60 0.05\n"
-    with workdir("gaffer") as tmp, Gafferd(tmp, ini_text=ini) as daemon:
+    with workdir("gaffer") as tmp, Gafferd(tmp, ini=ini) as daemon:
         daemon.create("one", "sleep", ["3600"], numprocesses=1)
         pid = wait_for(lambda: daemon.os_pids("one"), timeout=10, interval=POLL)[0]
         time.sleep(1.0)

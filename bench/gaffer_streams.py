@@ -11,6 +11,7 @@ import contextlib
 import json
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,40 +26,54 @@ PROJECT_PYTHON = REPO / ".venv" / "bin" / "python"
 def measure_fanout(
     tools: Any, clients: int = 100, rate: float = 1000.0, seconds: float = 10.0
 ) -> dict[str, Any]:
-    """`clients` eventsource subscribers of one child printing `rate` timestamped lines/s.
+    """`clients` eventsource subscribers of one child printing `rate` timestamped lines/s,
+    on a fresh gafferd (see `fanout_on`)."""
+    with workdir("gaffer") as tmp, Gafferd(tmp) as daemon:
+        return fanout_on(daemon, clients, rate, seconds)
+
+
+def fanout_on(
+    daemon: Gafferd,
+    clients: int = 100,
+    rate: float = 1000.0,
+    seconds: float = 10.0,
+    headers: Sequence[str] = (),
+    name: str = "ticker",
+) -> dict[str, Any]:
+    """The fan-out on a running gafferd: creates the ticker template `name`, runs the clients.
 
     The child waits for a go-file that the client process creates once every client has its
     response headers, so each client should see every printed line: delivered is compared
     with printed exactly, and latency is the client's receipt time minus the child's print
-    time (same clock).
+    time (same clock). `headers` (`Name: value`) go with every subscription.
     """
     lines = int(rate * seconds)
-    with workdir("gaffer") as tmp, Gafferd(tmp) as daemon:
-        go_file = tmp / "go"
-        ticker = daemon.scripts.ticker(go_file, lines, rate)
-        daemon.create("ticker", ticker[0], ticker[1:], redirect_output=["stdout"])
-        pid = wait_for(lambda: daemon.pids("ticker"), timeout=10, interval=0.02)[0]
-        client = launch(
-            [
-                str(PROJECT_PYTHON),
-                str(CLIENTS),
-                "fanout",
-                f"--port={daemon.port}",
-                f"--path=/streams/{pid}/stdout?feed=eventsource",
-                f"--clients={clients}",
-                f"--lines={lines}",
-                f"--rate={rate}",
-                f"--go-file={go_file}",
-            ],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            out, _ = client.communicate(timeout=seconds + 60)
-        finally:
-            stop_tree(client, grace=2.0)
-        if client.returncode != 0:
-            raise RuntimeError(f"fan-out client failed with exit status {client.returncode}")
+    go_file = daemon.tmp / f"go-{name}"
+    ticker = daemon.scripts.ticker(go_file, lines, rate)
+    daemon.create(name, ticker[0], ticker[1:], redirect_output=["stdout"])
+    pid = wait_for(lambda: daemon.pids(name), timeout=10, interval=0.02)[0]
+    client = launch(
+        [
+            str(PROJECT_PYTHON),
+            str(CLIENTS),
+            "fanout",
+            f"--port={daemon.port}",
+            f"--path=/streams/{pid}/stdout?feed=eventsource",
+            f"--clients={clients}",
+            f"--lines={lines}",
+            f"--rate={rate}",
+            f"--go-file={go_file}",
+            *(f"--header={header}" for header in headers),
+        ],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        out, _ = client.communicate(timeout=seconds + 60)
+    finally:
+        stop_tree(client, grace=2.0)
+    if client.returncode != 0:
+        raise RuntimeError(f"fan-out client failed with exit status {client.returncode}")
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     result["rate_lines_per_s"] = rate
     result["seconds"] = seconds

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -496,7 +497,6 @@ def flood_panel(ax: Any, results: dict[str, Any]) -> None:
 
 README_START = "<!-- headline:start (written by report.py) -->"
 README_END = "<!-- headline:end -->"
-FLOOD_START, FLOOD_END = "<!-- flood_rss:start -->", "<!-- flood_rss:end -->"
 
 
 def update_readme(readme: Path, results: dict[str, Any]) -> None:
@@ -522,11 +522,18 @@ def update_readme(readme: Path, results: dict[str, Any]) -> None:
     readme.write_text(text[:start] + "\n".join(block) + text[end:])
 
 
-def kept_flood_table(path: Path) -> str:
-    """The table ``flood_rss.py --record`` keeps in RESULTS.md (it is not part of this run)."""
-    text = path.read_text() if path.exists() else ""
-    start, end = text.find(FLOOD_START), text.find(FLOOD_END)
-    return "\n" + text[start : end + len(FLOOD_END)] + "\n" if 0 <= start < end else ""
+# A section another script writes into RESULTS.md between its markers (auth_overhead.py's,
+# flood_rss.py --record's, spawn_storm.py's...), kept when this report rewrites the file.
+OTHER_SECTION = re.compile(
+    r"<!-- ([a-z_ -]+?):? ?(?:start|begin)[^>]*-->\n.*?<!-- \1:? ?end -->\n", re.S
+)
+
+
+def kept_sections(path: Path) -> str:
+    """The sections of an existing RESULTS.md that other scripts wrote, to append again."""
+    if not path.exists():
+        return ""
+    return "".join("\n" + match.group(0) for match in OTHER_SECTION.finditer(path.read_text()))
 
 
 def main() -> None:
@@ -536,8 +543,8 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=BENCH)
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
-    path = args.out_dir / "RESULTS.md"
-    path.write_text(markdown(results) + kept_flood_table(path))
+    target = args.out_dir / "RESULTS.md"
+    target.write_text(markdown(results) + kept_sections(target))
     update_readme(args.out_dir / "README.md", results)
     chart(results, args.out_dir / "results.png")
     print(f"[bench] wrote {args.out_dir / 'RESULTS.md'} and {args.out_dir / 'results.png'}")

@@ -32,11 +32,17 @@ from http_stream import ChunkedDecoder, read_head, request_bytes  # noqa: E402
 DATA_LINE = re.compile(rb"^data: (\d+) (\d+\.\d+)\r?$", re.MULTILINE)
 
 
-def connect(port: int, path: str) -> tuple[socket.socket, bytes, bool]:
-    """Open one SSE subscription; return the socket, body bytes already read, chunked flag."""
+def connect(
+    port: int, path: str, headers: list[str] | None = None
+) -> tuple[socket.socket, bytes, bool]:
+    """Open one SSE subscription; return the socket, body bytes already read, chunked flag.
+
+    `headers` are extra `Name: value` lines (e.g. `Authorization: Bearer <token>`).
+    """
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(request_bytes(port, path, "Accept: text/event-stream\r\n"))
+    extra = "Accept: text/event-stream\r\n" + "".join(f"{h}\r\n" for h in headers or ())
+    sock.sendall(request_bytes(port, path, extra))
     response = read_head(sock)
     if response.status != 200:
         sock.close()
@@ -114,7 +120,9 @@ class FanoutClient:
 
 def fanout(args: argparse.Namespace) -> dict[str, object]:
     """N subscribers, then the go-file, then wait for every line or the deadline."""
-    opened = gevent.pool.Pool(50).map(lambda _: connect(args.port, args.path), range(args.clients))
+    opened = gevent.pool.Pool(50).map(
+        lambda _: connect(args.port, args.path, args.header), range(args.clients)
+    )
     clients = [FanoutClient(args.lines) for _ in opened]
     Path(args.go_file).touch()
     deadline = time.monotonic() + args.lines / args.rate + args.grace
@@ -157,7 +165,7 @@ def idle(args: argparse.Namespace) -> None:
 
     def open_one(_: int) -> None:
         try:
-            sock, _leftover, _chunked = connect(args.port, args.path)
+            sock, _leftover, _chunked = connect(args.port, args.path, args.header)
         except (OSError, ConnectionError) as exc:
             failures.append(f"{type(exc).__name__}: {exc}")
             return
@@ -190,6 +198,9 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument("--go-file", default="")
     parser.add_argument("--hold", type=float, default=120.0)
+    parser.add_argument(
+        "--header", action="append", default=[], help="extra request header, 'Name: value'"
+    )
     args = parser.parse_args()
     if args.mode == "fanout":
         sys.stdout.write(json.dumps(fanout(args)) + "\n")
