@@ -15,6 +15,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
 
 import psutil  # noqa: E402
 import pytest  # noqa: E402
@@ -79,7 +80,12 @@ def no_leftover_children() -> Iterator[None]:
 
 @pytest.fixture
 def manager() -> Iterator[Manager]:
-    mgr = Manager()
+    yield from managed()
+
+
+def managed(**settings: Any) -> Iterator[Manager]:
+    """A fixture body: a ``Manager(**settings)``, every child stopped and the bus closed after."""
+    mgr = Manager(**settings)
     yield mgr
     mgr.stop_all(timeout=10)
     mgr.bus.close()

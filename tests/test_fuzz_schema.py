@@ -96,7 +96,7 @@ from gaffer_gevent.manager import Manager
 from gaffer_gevent.process import Process
 from gaffer_gevent.template import ProcessTemplate
 from tests.api.secure import spec
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, managed
 from tests.helpers import wait_for
 
 #: Small enough that no case starts much: 4 processes a template, 16 in all, 1 MiB rings.
@@ -152,10 +152,7 @@ def harmless_children(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def manager() -> Iterator[Manager]:
     """This module's manager (``server`` uses it): lowered limits."""
-    mgr = Manager(limits=FUZZ_LIMITS)
-    yield mgr
-    mgr.stop_all(timeout=10)
-    mgr.bus.close()
+    yield from managed(limits=FUZZ_LIMITS)
 
 
 @pytest.fixture

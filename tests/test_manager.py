@@ -22,6 +22,7 @@ from gaffer_gevent.flapping import BackoffConfig
 from gaffer_gevent.limits import ProcessLimits
 from gaffer_gevent.manager import SPAWN_BATCH, Manager
 from gaffer_gevent.template import ProcessTemplate
+from tests.conftest import managed
 from tests.helpers import child, holds, wait_for
 
 
@@ -297,10 +298,7 @@ FAST = BackoffConfig(first_delay=0.02, max_delay=0.1, reset_after=0.3, give_up_a
 @pytest.fixture
 def fast() -> Iterator[Manager]:
     """A manager whose backoff runs a whole crash loop in about a second."""
-    mgr = Manager(backoff=FAST)
-    yield mgr
-    mgr.stop_all(timeout=10)
-    mgr.bus.close()
+    yield from managed(backoff=FAST)
 
 
 def test_the_first_child_of_a_process_exiting_at_once_is_seen(tmp_path: Path) -> None:

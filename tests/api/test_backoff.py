@@ -21,7 +21,7 @@ from gaffer_gevent.flapping import BackoffConfig
 from gaffer_gevent.manager import Manager
 from tests.api.support import create, error
 from tests.api.test_watch import watching
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, managed
 from tests.helpers import holds, wait_for
 
 FAST = BackoffConfig(first_delay=0.02, max_delay=0.1, reset_after=0.5, give_up_after=5)
@@ -29,10 +29,7 @@ FAST = BackoffConfig(first_delay=0.02, max_delay=0.1, reset_after=0.5, give_up_a
 
 @pytest.fixture
 def manager() -> Iterator[Manager]:
-    mgr = Manager(backoff=FAST)
-    yield mgr
-    mgr.stop_all(timeout=10)
-    mgr.bus.close()
+    yield from managed(backoff=FAST)
 
 
 def record(server: LiveServer, pattern: str) -> list[dict[str, Any]]:
