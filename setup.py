@@ -26,6 +26,8 @@ setup(
         "flask>=3.0",
         "psutil>=5.9",
         "httpx>=0.27",
+        # examples/echo_client.py, the README's websocket example, runs after `make run` alone
+        "websocket-client>=1.7",
     ],
     extras_require={
         "test": [
