@@ -15,6 +15,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import psutil  # noqa: E402
@@ -24,11 +25,13 @@ from flask import Flask  # noqa: E402
 pytest.register_assert_rewrite("tests.helpers")
 
 from gaffer_gevent.api import create_app  # noqa: E402
+from gaffer_gevent.api.logs import install_logfiles  # noqa: E402
 from gaffer_gevent.config import Address, EndpointConfig  # noqa: E402
+from gaffer_gevent.logfiles import LogFiles  # noqa: E402
 from gaffer_gevent.manager import Manager  # noqa: E402
 from gaffer_gevent.server import make_servers  # noqa: E402
 
-from .helpers import wait_for  # noqa: E402
+from .helpers import Receiver, wait_for  # noqa: E402
 
 # A shell starts background jobs (`make test &`) with SIGINT ignored, and an ignored signal stays
 # ignored across exec: the gafferd and CLI children the tests stop with SIGINT would never see it.
@@ -119,3 +122,21 @@ def server(manager: Manager) -> Iterator[LiveServer]:
     """The whole API on a real socket: ``server.url`` is ``http://127.0.0.1:<port>``."""
     with serving(create_app(manager), manager) as live:
         yield live
+
+
+@pytest.fixture
+def logfiles(server: LiveServer, tmp_path: Path) -> Iterator[LogFiles]:
+    """Log files under ``tmp_path`` on the live ``server`` (``_rotate``, ``_logs``)."""
+    files = LogFiles(server.manager, str(tmp_path))
+    install_logfiles(server.app, files)  # type: ignore[arg-type]
+    yield files
+    server.manager.stop_all(timeout=10)
+    files.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 recording every POST."""
+    r = Receiver()
+    yield r
+    r.server.stop(timeout=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 import gevent
 import httpx
 import psutil
+from gevent.pywsgi import WSGIServer
 
 from gaffer_gevent.logfile import backup_paths
 
@@ -255,3 +257,33 @@ class Gafferd:
 def write_config(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text))
     return path
+
+
+class Receiver:
+    """A WSGI app recording each POST; ``/status/<code>`` answers that status."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str, dict]] = []
+        self.raw: list[tuple[str, dict[str, str], bytes]] = []  # path, HTTP_* headers, body
+        self.server = WSGIServer(("127.0.0.1", 0), self.app, log=None, error_log=None)
+        self.server.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.fail_first: set[str] = set()
+
+    def app(self, environ, start_response):
+        path = environ["PATH_INFO"]
+        body = environ["wsgi.input"].read()
+        headers = {k[5:]: v for k, v in environ.items() if k.startswith("HTTP_")}
+        self.raw.append((path, headers, body))
+        self.received.append((path, environ.get("CONTENT_TYPE", ""), json.loads(body)))
+        status = "200 OK"
+        if path.startswith("/status/"):
+            status = f"{path.rsplit('/', 1)[1]} X"
+        elif path in self.fail_first:
+            self.fail_first.discard(path)
+            status = "503 Busy"
+        start_response(status, [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def events(self, path: str) -> list[str]:
+        return [payload["event"] for p, _, payload in self.received if p == path]

@@ -60,7 +60,6 @@ import re
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, cast
 from urllib.parse import unquote
 
@@ -87,7 +86,6 @@ from werkzeug.exceptions import HTTPException
 import gaffer_gevent.process
 from gaffer_gevent import spawn
 from gaffer_gevent.api import replace_credentials
-from gaffer_gevent.api.logs import install_logfiles
 from gaffer_gevent.api.openapi import ENDPOINTS
 from gaffer_gevent.auth import Credentials
 from gaffer_gevent.limits import ProcessLimits
@@ -153,15 +151,6 @@ def harmless_children(monkeypatch: pytest.MonkeyPatch) -> None:
 def manager() -> Iterator[Manager]:
     """This module's manager (``server`` uses it): lowered limits."""
     yield from managed(limits=FUZZ_LIMITS)
-
-
-@pytest.fixture
-def logfiles(server: LiveServer, tmp_path: Path) -> Iterator[LogFiles]:
-    files = LogFiles(server.manager, str(tmp_path))
-    install_logfiles(server.app, files)  # type: ignore[arg-type]
-    yield files
-    server.manager.stop_all(timeout=10)
-    files.close()
 
 
 def seed(manager: Manager, *, ticking: bool) -> None:

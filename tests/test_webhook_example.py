@@ -25,8 +25,7 @@ from gaffer_gevent.events import EventBus
 from gaffer_gevent.signing import Secret
 from gaffer_gevent.webhooks import WebhookDispatcher
 
-from .helpers import PYTHON, LoggedServer, spawn_logged, wait_for
-from .unit.test_webhooks import Receiver
+from .helpers import PYTHON, LoggedServer, Receiver, spawn_logged, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -57,13 +56,6 @@ def bus() -> Iterator[EventBus]:
     b = EventBus()
     yield b
     b.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.stop(timeout=1)
 
 
 @pytest.fixture

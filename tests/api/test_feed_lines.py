@@ -14,6 +14,7 @@ import gevent
 import httpx
 
 from tests.api.support import ECHO, create_one
+from tests.api.test_resume import parse_event
 from tests.conftest import LiveServer
 from tests.helpers import child, wait_for
 
@@ -23,17 +24,8 @@ WIDTH = 10  # numbers.py writes b"%09d\n"
 
 def events_of(body: bytes) -> list[dict[str, str]]:
     """The complete SSE events of ``body`` (data lines joined by newlines)."""
-    events = []
-    for block in body.decode().split("\r\n\r\n")[:-1]:
-        fields: dict[str, str] = {}
-        for line in block.split("\r\n"):
-            if not line or line.startswith((":", "retry:")):
-                continue
-            key, _, value = line.partition(": ")
-            fields[key] = fields[key] + "\n" + value if key == "data" and key in fields else value
-        if "event" in fields:
-            events.append(fields)
-    return events
+    blocks = body.decode().split("\r\n\r\n")[:-1]
+    return [event for event in map(parse_event, blocks) if event]
 
 
 def test_a_print_loop_gives_line_chunks_and_no_empty_event(

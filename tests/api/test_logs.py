@@ -24,15 +24,6 @@ from tests.helpers import child, files_of, numbers_in, on_disk, wait_for
 
 
 @pytest.fixture
-def logfiles(server: LiveServer, tmp_path: Path) -> Iterator[LogFiles]:
-    files = LogFiles(server.manager, str(tmp_path))
-    install_logfiles(server.app, files)  # type: ignore[arg-type]
-    yield files
-    server.manager.stop_all(timeout=10)
-    files.close()
-
-
-@pytest.fixture
 def client(server: LiveServer, logfiles: LogFiles) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=10) as c:
         yield c

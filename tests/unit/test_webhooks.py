@@ -10,50 +10,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from gevent.pywsgi import WSGIServer
 
 from gaffer_gevent.events import EventBus
 from gaffer_gevent.signing import Secret
 from gaffer_gevent.webhooks import WebhookDispatcher
 
 from ..helpers import wait_for
-
-
-class Receiver:
-    """A WSGI app recording each POST; ``/status/<code>`` answers that status."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, str, dict]] = []
-        self.raw: list[tuple[str, dict[str, str], bytes]] = []  # path, HTTP_* headers, body
-        self.server = WSGIServer(("127.0.0.1", 0), self.app, log=None, error_log=None)
-        self.server.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.fail_first: set[str] = set()
-
-    def app(self, environ, start_response):
-        path = environ["PATH_INFO"]
-        body = environ["wsgi.input"].read()
-        headers = {k[5:]: v for k, v in environ.items() if k.startswith("HTTP_")}
-        self.raw.append((path, headers, body))
-        self.received.append((path, environ.get("CONTENT_TYPE", ""), json.loads(body)))
-        status = "200 OK"
-        if path.startswith("/status/"):
-            status = f"{path.rsplit('/', 1)[1]} X"
-        elif path in self.fail_first:
-            self.fail_first.discard(path)
-            status = "503 Busy"
-        start_response(status, [("Content-Type", "text/plain")])
-        return [b"ok"]
-
-    def events(self, path: str) -> list[str]:
-        return [payload["event"] for p, _, payload in self.received if p == path]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.stop(timeout=1)
 
 
 @pytest.fixture
