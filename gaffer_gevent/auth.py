@@ -93,7 +93,7 @@ def mint_token() -> str:
 
 def hash_token(token: str) -> str:
     """The value of a ``[token:NAME]`` section's ``hash`` key for ``token``."""
-    return HASH_PREFIX + hashlib.sha256(token.encode()).hexdigest()
+    return HASH_PREFIX + _digest(token).hex()
 
 
 def parse_hash(value: str) -> bytes:

@@ -34,10 +34,9 @@ from ..errors import (
     Unauthorized,
 )
 from ..events import EventFilter
-from ..limits import ascii_digits, ascii_int
 from .access import PID_ROUTES, ROUTES, TEMPLATE_ACTIONS, Access
 from .extension import GafferState, gaffer, manager
-from .params import is_pid_segment, json_body
+from .params import is_pid_segment, json_body, pid_of
 
 CORS_METHODS = "POST, GET, PUT, DELETE, OPTIONS"
 CORS_HEADERS = "X-Requested-With, X-HTTP-Method-Override, Content-Type, Accept, Authorization"
@@ -288,7 +287,7 @@ def _targets(endpoint: str | None, method: str) -> list[str]:
 
 def _owner(segment: str) -> list[str]:
     """The template of the pid in ``segment``; none when there is no such pid (the view 404s)."""
-    pid = ascii_int(segment) if ascii_digits(segment) else None
+    pid = pid_of(segment)
     if pid is None:
         return []  # not a pid the view will accept (it answers bad_value)
     process = manager().find_process(pid)

@@ -32,8 +32,13 @@ def is_pid_segment(segment: str) -> bool:
     return ascii_digits(segment) or "^" in segment
 
 
+def pid_of(segment: str) -> int | None:
+    """The pid a segment of ASCII digits names, or None (not digits, or too many)."""
+    return ascii_int(segment) if ascii_digits(segment) else None
+
+
 def parse_pid(segment: str) -> int:
-    pid = ascii_int(segment) if ascii_digits(segment) else None
+    pid = pid_of(segment)
     if pid is None:
         raise BadValue(f"{_shown(segment)} is not a pid")
     return pid

@@ -9,11 +9,18 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from ..errors import BadValue, MethodNotAllowed, NoSignalNumber, ResourceNotFound
-from ..limits import ascii_digits, ascii_int
 from ..template import ProcessTemplate
 from .extension import manager
 from .guard import visible
-from .params import is_pid_segment, json_body, json_response, ok, parse_int, parse_pid
+from .params import (
+    is_pid_segment,
+    json_body,
+    json_response,
+    ok,
+    parse_int,
+    parse_pid,
+    pid_of,
+)  # fmt: skip
 
 bp = Blueprint("processes", __name__)
 
@@ -63,7 +70,7 @@ def _pid_item(segment: str) -> Response:
     if request.method == "PUT":
         raise MethodNotAllowed()
     if request.method == "HEAD":
-        pid = ascii_int(segment) if ascii_digits(segment) else None
+        pid = pid_of(segment)
         return _head(pid is not None and pid in mgr.running)
     pid = parse_pid(segment)
     if request.method == "DELETE":

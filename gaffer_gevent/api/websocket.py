@@ -15,10 +15,10 @@ from gevent.lock import Semaphore
 from geventwebsocket.exceptions import WebSocketError
 
 from ..feeds import ChunkFormatter, Feed
-from ..limits import ascii_digits, ascii_int
 from ..streams import Chunk
 from .extension import manager
 from .guard import track_session
+from .params import pid_of
 
 bp = Blueprint("websocket", __name__)
 
@@ -116,7 +116,7 @@ def _refuse(ws: Any, code: str) -> None:
 
 
 def _serve(ws: Any, segment: str) -> None:
-    pid = ascii_int(segment) if ascii_digits(segment) else None
+    pid = pid_of(segment)
     if pid is None:
         return _refuse(ws, "bad_value")
     process = manager().find_process(pid)
