@@ -23,8 +23,7 @@ from geventwebsocket.handler import WebSocketHandler
 
 from .config import DEFAULT_SOCKET_MODE, Address, ConnectionLimits, EndpointConfig
 from .connections import OUT_OF_DESCRIPTORS, Connections, Deadline
-from .environ import CLIENT_SUBJECT_KEY
-from .environ import SOCKET_KEY as ENVIRON_KEY
+from .environ import CLIENT_SUBJECT_KEY, SOCKET_KEY
 from .errors import BindError, ConfigError
 
 #: Chunks at least this big go out with scatter-gather instead of being copied into one buffer.
@@ -104,7 +103,7 @@ class GafferHandler(WebSocketHandler):  # type: ignore[misc]
 
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()
-        environ[ENVIRON_KEY] = self.socket
+        environ[SOCKET_KEY] = self.socket
         environ.pop(CLIENT_SUBJECT_KEY, None)
         if self._subject is False:
             self._subject = client_subject(self.socket)

@@ -19,8 +19,6 @@ from ..environ import SOCKET_KEY
 from .guard import track_session
 from .params import STREAM_HEADERS
 
-ENVIRON_KEY = SOCKET_KEY
-
 
 class StreamBody:
     """A WSGI body that pywsgi iterates directly and that always releases its feed.
@@ -72,7 +70,7 @@ def watch_disconnect(on_gone: Callable[[], None]) -> gevent.Greenlet[None] | Non
     Views that wait before returning (a longpoll) use it directly: nothing is
     written while they wait, so only this notices a client that left.
     """
-    sock = request.environ.get(ENVIRON_KEY)
+    sock = request.environ.get(SOCKET_KEY)
     if sock is None:
         return None  # not served by gafferd's handler: heartbeats will notice
 

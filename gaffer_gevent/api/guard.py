@@ -122,7 +122,7 @@ def check_request() -> Response | None:
         g.gaffer_denied = exc.code
         raise
     if access.action is not None:
-        g.gaffer_audit = (_action_name(access, endpoint), targets[0] if targets else None)
+        g.gaffer_audit = (_action_name(access), targets[0] if targets else None)
     return None
 
 
@@ -159,11 +159,9 @@ def _check_host(state: GafferState) -> None:
         raise MisdirectedRequest(
             f"Host {host!r} is not an address of gafferd: list it in [gaffer] server_names"
         ) from None
-    if address.is_loopback or local is None or str(address) in local:
-        return
-    if str(address) in state.settings.bound_hosts:
-        return
-    raise MisdirectedRequest(f"Host {host!r} is not an address of gafferd")
+    ours = local is None or str(address) in local or str(address) in state.settings.bound_hosts
+    if not (address.is_loopback or ours):
+        raise MisdirectedRequest(f"Host {host!r} is not an address of gafferd")
 
 
 def _connection() -> tuple[int | None, set[str] | None]:
@@ -294,7 +292,7 @@ def _owner(segment: str) -> list[str]:
     return [process.name] if process is not None else []
 
 
-def _action_name(access: Access, endpoint: str | None) -> str:
+def _action_name(access: Access) -> str:
     if access.action == "action":
         action = (request.view_args or {}).get("action", "")
         return action[1:] if action in TEMPLATE_ACTIONS else "action"
