@@ -89,7 +89,12 @@ def files_of(path: Path, backups: int) -> list[Path]:
 
 
 def on_disk(path: Path, backups: int) -> bytes:
-    return b"".join(p.read_bytes() for p in files_of(path, backups))
+    """A log file's backups and itself, concatenated; one rotated away meanwhile reads as empty."""
+    chunks = []
+    for p in files_of(path, backups):
+        with contextlib.suppress(FileNotFoundError):
+            chunks.append(p.read_bytes())
+    return b"".join(chunks)
 
 
 def alive(pids: set[int]) -> list[int]:

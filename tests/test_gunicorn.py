@@ -34,6 +34,8 @@ import psutil
 import pytest
 import websocket
 
+from gaffer_gevent.runtime import STATE_FILE, read_record
+
 from .helpers import CHILDREN, PYTHON, LoggedServer, alive, spawn_logged, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -156,6 +158,12 @@ def serving(server: Gunicorn, processes: int = 2) -> Gunicorn:
     server.port = server.logged_port(LISTENING, "gunicorn", timeout=TIMEOUT)
     wait_for(lambda: max(map(len, server.managed().values()), default=0) == processes, TIMEOUT)
     return server
+
+
+def recorded_groups(tmp_path: Path) -> int:
+    """How many process groups the manager's record (``runtime.py``) lists now."""
+    records = (read_record(str(state)) for state in (tmp_path / "run").rglob(STATE_FILE))
+    return sum(len(record.groups) for record in records if record is not None)
 
 
 @pytest.fixture
@@ -348,6 +356,8 @@ def test_the_standby_takes_over_when_the_manager_dies(tmp_path: Path) -> None:
     server = start_gunicorn(tmp_path, "-w", "2", conf=False, ini_text=INI + sleeper)
     try:
         serving(server, processes=3)
+        # The record is written WRITE_DELAY after a spawn: a kill before it has nothing to sweep.
+        wait_for(lambda: recorded_groups(tmp_path) == 3, timeout=TIMEOUT)
         wait_for(lambda: STANDING_BY in server.log_text(), timeout=TIMEOUT)
         workers = set(server.managed())
         (manager,) = server.managers()

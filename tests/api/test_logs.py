@@ -120,7 +120,7 @@ def test_rotation_keeps_the_configured_number_of_files(
     create(client, counter("k", str(lines), "0", "stdout", "wait",
                            logfile_maxbytes=2048, logfile_backups=3))  # fmt: skip
     path = tmp_path / "k.log"
-    wait_for(lambda: path.exists() and path.read_bytes().endswith(b"line %d\n" % lines))
+    wait_for(lambda: on_disk(path, 0).endswith(b"line %d\n" % lines))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".gaffer-logfiles.json", "k.log", "k.log.1", "k.log.2", "k.log.3",
     ]  # fmt: skip
