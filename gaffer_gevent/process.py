@@ -52,9 +52,25 @@ MIN_READ_SIZE = 4096
 
 
 class ProcessState(enum.Enum):
+    """Where one pid is in its life, as ``GET /processes/<pid>`` and ``_pids?state=`` show it.
+
+    ``RUNNING`` is a pid whose template has no readiness check (it counts as ready).
+    With a check it is ``STARTING`` until the check passes (``READY``) and ``UNHEALTHY``
+    when a liveness check fails. ``WAITING`` and ``BACKOFF`` name a slot that waits for
+    its dependencies or for its backoff delay; ``COMPLETED`` and ``FAILED`` a pid of a
+    ``restart = never|on-failure`` template that exited and stays so.
+    """
+
+    WAITING = "waiting"
+    STARTING = "starting"
     RUNNING = "running"
+    READY = "ready"
+    UNHEALTHY = "unhealthy"
     STOPPING = "stopping"
     EXITED = "exited"
+    BACKOFF = "backoff"
+    COMPLETED = "completed"
+    FAILED = "failed"
 
 
 class Process:
