@@ -8,13 +8,11 @@ nor ssl, so ``gaffer start`` can still monkey-patch gevent after importing it.
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import sys
 import zlib
-from collections.abc import Callable, Iterable
-from typing import Any, NoReturn, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from ..errors import GafferError
 
@@ -59,17 +57,6 @@ def error_line(prog: str, exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-class CliParser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``prog: message`` and exit 2, no usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        match = re.search(r"invalid choice: '?([^' ]+)'?", message)
-        if match and message.startswith("argument <command>"):
-            root = self.prog.split()[0]
-            message = f"unknown command {match.group(1)!r} (try '{root} help')"
-        self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
-
-
 # Bright ANSI foregrounds that read on dark and light terminals; red is kept for errors.
 PALETTE = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
 ERROR_COLOUR = "31"
@@ -93,34 +80,6 @@ def paint(text: str, colour: str | None, enabled: bool) -> str:
     return f"\033[{colour}m{text}\033[0m"
 
 
-def add_colour_flags(parser: argparse.ArgumentParser, *, hidden: bool = False) -> None:
-    """``--colorize`` / ``--no-color``; the default (None) means "if stdout is a tty".
-
-    ``hidden`` repeats them on a command's parser without overriding the root's value.
-    """
-    # Hidden flags skip the exclusive group: argparse would print an empty one in the usage.
-    group: Any = parser if hidden else parser.add_mutually_exclusive_group()
-    default = argparse.SUPPRESS if hidden else None
-    group.add_argument(
-        "--colorize",
-        "--color",
-        dest="colour",
-        action="store_const",
-        const=True,
-        default=default,
-        help=argparse.SUPPRESS if hidden else "colour the output even when it is not a terminal",
-    )
-    group.add_argument(
-        "--no-color",
-        "--no-colour",
-        dest="colour",
-        action="store_const",
-        const=False,
-        default=default,
-        help=argparse.SUPPRESS if hidden else "never colour (also: NO_COLOR in the environment)",
-    )
-
-
 Option = tuple[tuple[str, ...], dict[str, Any]]
 
 
@@ -129,19 +88,27 @@ def option(*flags: str, **settings: Any) -> Option:
     return flags, settings
 
 
-def add_global_options(
-    parser: argparse.ArgumentParser, options: Iterable[Option], *, top: bool
-) -> None:
-    """Global options work before and after the command.
-
-    On the root parser they are ordinary; on each command's parser they are
-    hidden and default to SUPPRESS, so a value given before the command is not
-    overwritten by the sub-parser's default.
-    """
-    for flags, settings in options:
-        if not top:
-            settings = {**settings, "default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
-        parser.add_argument(*flags, **settings)
+#: ``--colorize`` / ``--no-color``; the default (None) means "if stdout is a tty" (the last wins).
+COLOUR_OPTIONS = (
+    option(
+        "--colorize",
+        "--color",
+        dest="colour",
+        action="store_const",
+        const=True,
+        default=None,
+        help="colour the output even when it is not a terminal",
+    ),
+    option(
+        "--no-color",
+        "--no-colour",
+        dest="colour",
+        action="store_const",
+        const=False,
+        default=None,
+        help="never colour (also: NO_COLOR in the environment)",
+    ),
+)
 
 
 def silence_broken_pipe() -> None:

@@ -36,7 +36,10 @@ def test_add_process_then_every_query(ctl, client):
     assert (result.code, result.out, result.err) == (0, "tick\n", "")
     assert ctl("processes").out == "tick\n"
     info = json.loads(ctl("get_process", "tick").out)
-    assert info == {"name": "tick", "cmd": PY, "args": ["-u", TICKER]}
+    # Output is captured by default (issue 16); --no-output keeps gaffer 0.4's bare template.
+    assert info == {
+        "name": "tick", "cmd": PY, "args": ["-u", TICKER], "redirect_output": ["stdout", "stderr"],
+    }  # fmt: skip
     assert ctl("get_process", "tick").out == json.dumps(info, indent=2, sort_keys=True) + "\n"
     wait_for(lambda: client.status("tick")["running"] == 1)
     assert ctl("status", "tick").out == "active\n"

@@ -6,29 +6,33 @@ import argparse
 import sys
 import time
 
-from . import EXIT_OK, colour_for, option, paint, want_colour
-from .commands import OK, Context, command
-
-HEARTBEAT = option(
-    "--heartbeat", type=int, default=60, metavar="N", help="seconds between heartbeats (0: none)"
-)
+from ...patterns import matches
+from .. import EXIT_OK, colour_for, paint, want_colour
+from . import OK, Context
 
 
-@command(
-    "watch",
-    option("pattern", nargs="?", default=".", help="event pattern, e.g. proc.web (default: all)"),
-    HEARTBEAT,
-)
+def is_twin(pattern: str, event: str) -> bool:
+    """Whether ``event`` is the ``proc.<name>.<event>`` twin of a global event ``pattern`` also
+    selects: gafferd publishes both, and a watch of everything would print each one twice."""
+    prefix, _, rest = event.partition(".")
+    _, _, action = rest.partition(".")  # template names hold no dot
+    return prefix == "proc" and bool(action) and matches(pattern, action)
+
+
 def watch(ctx: Context, args: argparse.Namespace) -> int:
     """Print events as they happen until Ctrl-C: "HH:MM:SS name | event name ...".
 
     PATTERN follows the bus rules: "." is everything, "spawn" only the global
-    spawn events, "proc.web" every event of template web. With --json each
-    event is printed as one JSON object per line.
+    spawn events, "proc.web" every event of template web. Each event is
+    printed once: the proc.<name>.<event> twin of a global event the pattern
+    also selects is left out. With --json each event is printed as one JSON
+    object per line.
     """
     colour = want_colour(args.colour, ctx.out)
     with ctx.client.watch(args.pattern, heartbeat=args.heartbeat) as feed:
         for event, payload in feed:
+            if is_twin(args.pattern, event):
+                continue
             if ctx.as_json:
                 ctx.emit(payload)
                 continue
@@ -43,19 +47,6 @@ def watch(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@command(
-    "tail",
-    option("pid", type=int, help="internal pid"),
-    option("label", nargs="?", help="output label (default: the process's first, e.g. stdout)"),
-    option("-n", "--lines", type=int, metavar="N", help="first show the last N lines kept"),
-    option(
-        "--feed",
-        choices=("continuous", "eventsource"),
-        default="continuous",
-        help="continuous: the exact output (default); eventsource: one line per chunk",
-    ),
-    HEARTBEAT,
-)
 def tail(ctx: Context, args: argparse.Namespace) -> int:
     """Follow a process's output until it exits or Ctrl-C.
 
@@ -85,12 +76,6 @@ def tail(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@command(
-    "send",
-    option("pid", type=int, help="internal pid (its template needs redirect_input)"),
-    option("data", nargs="?", help="text to send; without it, stdin is sent as-is"),
-    option("-n", "--no-newline", action="store_true", help="do not add a newline after DATA"),
-)
 def send(ctx: Context, args: argparse.Namespace) -> int:
     """Write DATA and a newline (or all of stdin) to a process's stdin."""
     if args.data is None:
