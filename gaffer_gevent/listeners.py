@@ -13,7 +13,8 @@ import os
 import socket
 import stat
 
-from .config import DEFAULT_SOCKET_MODE, Address
+from .address import Address
+from .config_endpoints import DEFAULT_SOCKET_MODE
 from .errors import BindError
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from gevent.pywsgi import WSGIServer
 
-from .config import DEFAULT_SOCKET_MODE, ConnectionLimits, EndpointConfig
+from .config_endpoints import DEFAULT_SOCKET_MODE, ConnectionLimits, EndpointConfig
 from .connections import OUT_OF_DESCRIPTORS, Connections, Deadline
 from .environ import CLIENT_SUBJECT_KEY
 from .handler import SCATTER_MIN, GafferHandler, RequestTimeout, client_subject

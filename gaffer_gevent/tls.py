@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import ssl
 
-from .config import EndpointConfig
+from .config_endpoints import EndpointConfig
 from .errors import ConfigError
 
 VERIFY_MODES = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
