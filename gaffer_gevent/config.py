@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 
 from .address import Address, parse_address
 from .auth import ClientSpec, TokenSpec
-from .config_credentials import CLIENT_KEYS, TOKEN_KEYS, parse_credentials
+from .config_credentials import parse_credentials
 from .config_endpoints import (
     CONNECTION_KEYS,
-    DEFAULT_BACKLOG,
     DEFAULT_SOCKET_MODE,
     ENDPOINT_KEYS,
     ConnectionLimits,
@@ -41,7 +40,7 @@ from .config_processes import (
 from .config_webhooks import parse_webhooks
 from .errors import GafferError
 from .flapping import BackoffConfig
-from .ini_source import VERBATIM_KEYS, IniSource, read_file
+from .ini_source import IniSource, read_file
 from .ini_values import as_backoff, as_bool, as_int, as_list, as_mode, as_size
 from .limits import (
     DEFAULT_MAX_BUFFER_SIZE,
@@ -54,10 +53,9 @@ from .signing import Secret
 
 #: The parts of the config other modules, the tests and the README import from here.
 __all__ = [
-    "CLIENT_KEYS", "CONNECTION_KEYS", "DEFAULT_BACKLOG", "DEFAULT_BUFFER", "DEFAULT_SOCKET_MODE",
-    "ENDPOINT_KEYS", "GAFFER_KEYS", "PROCESS_KEYS", "TOKEN_KEYS", "VERBATIM_KEYS", "Address",
-    "ConnectionLimits", "DaemonConfig", "EndpointConfig", "ProcessConfig", "load_config",
-    "parse_address", "parse_config",
+    "CONNECTION_KEYS", "DEFAULT_BUFFER", "DEFAULT_SOCKET_MODE", "ENDPOINT_KEYS", "GAFFER_KEYS",
+    "PROCESS_KEYS", "Address", "ConnectionLimits", "DaemonConfig", "EndpointConfig",
+    "ProcessConfig", "load_config", "parse_address", "parse_config",
 ]  # fmt: skip
 
 DEFAULT_BUFFER = 1024 * 1024

@@ -19,15 +19,14 @@ from gevent.pywsgi import WSGIServer
 from .config_endpoints import DEFAULT_SOCKET_MODE, ConnectionLimits, EndpointConfig
 from .connections import OUT_OF_DESCRIPTORS, Connections, Deadline
 from .environ import CLIENT_SUBJECT_KEY
-from .handler import SCATTER_MIN, GafferHandler, RequestTimeout, client_subject
+from .handler import SCATTER_MIN, GafferHandler
 from .listeners import describe, is_loopback, listen
 from .tls import endpoint_context, tls_context
 
 #: Names other modules, the tests and the embedding example import from here.
 __all__ = [
-    "CLIENT_SUBJECT_KEY", "SCATTER_MIN", "GafferHandler", "GafferServer", "RequestTimeout",
-    "client_subject", "describe", "endpoint_context", "is_loopback", "listen", "make_servers",
-    "tls_context",
+    "CLIENT_SUBJECT_KEY", "SCATTER_MIN", "GafferHandler", "GafferServer", "describe",
+    "is_loopback", "listen", "make_servers", "tls_context",
 ]  # fmt: skip
 
 #: Seconds before accepting again when out of descriptors with nothing to close (doubling).
