@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 from flask import Response, g, request
 
 from ..errors import BadValue, GafferError, InvalidJson, PayloadTooLarge
-from ..feeds import STREAM_HEADERS as STREAM_HEADERS
 from ..limits import (
     MAX_JSON_DEPTH,
     MAX_TEMPLATE_BODY,
