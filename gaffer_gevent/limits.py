@@ -173,6 +173,25 @@ def ascii_int(text: str) -> int | None:
     return int(text) if _ASCII_INT.fullmatch(text) else None
 
 
+def parse_int(value: str, what: str) -> int:
+    """A query parameter's integer: at most ``MAX_INT_DIGITS`` ASCII digits, else a BadValue."""
+    number = ascii_int(value)
+    if number is None:
+        raise BadValue(f"{what} must be an integer of at most {MAX_INT_DIGITS} ASCII digits, "
+                       f"not {shown(value)}")  # fmt: skip
+    return number
+
+
+def optional_int_of(value: str | None, what: str) -> int | None:
+    """``parse_int`` of a parameter that may be absent (None or empty)."""
+    return None if value is None or value == "" else parse_int(value, what)
+
+
+def shown(value: str) -> str:
+    """A client's value quoted in a reason, cut short."""
+    return repr(value[:40] + ("..." if len(value) > 40 else ""))
+
+
 def bounded_int(value: Any, field: str, minimum: int, maximum: int) -> int:
     """A JSON integer (not a bool) within [minimum, maximum]; the bound is a BadValue."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 
 from ..errors import BadValue
+from ..feeds import Lease
 from ..logfile import READ_BLOCK, History
 from ..logfiles import LogFiles
 from .extension import GafferState, gaffer, manager
@@ -50,24 +51,23 @@ def _logs(logfiles: LogFiles, name: str, label: str) -> Response:
     if tail is not None and tail < 0:
         raise BadValue("tail must be >= 0")
     history = logfiles.history(name, label)
+    lease = Lease(history, history.close, "logs")
     try:
         if tail is not None:
             logfiles.run(history.tail_start, tail)
     except BaseException:
-        history.close()
+        lease.release()
         raise
-    response = Response(_history_body(logfiles, history), mimetype="text/plain")
-    # A body that is never iterated runs no ``finally``: close the files here too.
-    response.call_on_close(history.close)
+    response = Response(_history_body(logfiles, lease), mimetype="text/plain")
+    # A body that is never iterated never enters its ``with``: release here too.
+    response.call_on_close(lease.release)
     return response
 
 
-def _history_body(logfiles: LogFiles, history: History) -> Iterator[bytes]:
-    try:
+def _history_body(logfiles: LogFiles, lease: Lease[History]) -> Iterator[bytes]:
+    with lease as history:
         while block := logfiles.run(history.read, READ_BLOCK):
             yield block
-    finally:
-        history.close()
 
 
 @bp.route("/debug/subscriptions", methods=["GET"])

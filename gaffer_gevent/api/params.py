@@ -1,4 +1,7 @@
-"""Request parsing shared by the blueprints: pids, feeds, heartbeats, JSON bodies.
+"""Request parsing shared by the blueprints: pids, integers, JSON bodies.
+
+A feed's own parameters (``feed``, ``heartbeat``, ``since``...) are parsed in
+``feeds.options``, next to the feeds that use them.
 
 Digits are ASCII digits everywhere (``"²"`` passes ``str.isdigit`` and then
 fails ``int``), integers have at most 18 of them, and a JSON body is bounded
@@ -13,18 +16,16 @@ from typing import Any, NoReturn
 from flask import Response, g, request
 
 from ..errors import BadValue, GafferError, InvalidJson, PayloadTooLarge
-from ..feeds import Feed
 from ..limits import (
-    MAX_INT_DIGITS,
     MAX_JSON_DEPTH,
     MAX_TEMPLATE_BODY,
-    MAX_TIMEOUT,
     ascii_digits,
     ascii_int,
     json_too_deep,
+    optional_int_of,
+    shown,
 )  # fmt: skip
-
-DEFAULT_HEARTBEAT = 60.0
+from ..limits import parse_int as parse_int
 
 
 def is_pid_segment(segment: str) -> bool:
@@ -40,46 +41,12 @@ def pid_of(segment: str) -> int | None:
 def parse_pid(segment: str) -> int:
     pid = pid_of(segment)
     if pid is None:
-        raise BadValue(f"{_shown(segment)} is not a pid")
+        raise BadValue(f"{shown(segment)} is not a pid")
     return pid
 
 
-def parse_int(value: str, what: str) -> int:
-    number = ascii_int(value)
-    if number is None:
-        raise BadValue(f"{what} must be an integer of at most {MAX_INT_DIGITS} ASCII digits, "
-                       f"not {_shown(value)}")  # fmt: skip
-    return number
-
-
-def _shown(value: str) -> str:
-    """A client's value quoted in a reason, cut short."""
-    return repr(value[:40] + ("..." if len(value) > 40 else ""))
-
-
-def feed() -> Feed:
-    return Feed.parse(request.args.get("feed"))
-
-
-def heartbeat() -> float | None:
-    """``true`` (default) is 60 s, a number is seconds, ``0``/``false`` disables."""
-    value = request.args.get("heartbeat", "true").strip().lower()
-    if value == "true":
-        return DEFAULT_HEARTBEAT
-    if value == "false":
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise BadValue(f"heartbeat must be true, false or seconds, not {value!r}") from None
-    if not 0 <= seconds <= MAX_TIMEOUT:  # NaN fails every comparison
-        raise BadValue(f"heartbeat must be 0 to {MAX_TIMEOUT:g} seconds")
-    return seconds or None
-
-
 def optional_int(name: str) -> int | None:
-    value = request.args.get(name)
-    return None if value is None or value == "" else parse_int(value, name)
+    return optional_int_of(request.args.get(name), name)
 
 
 def json_body(limit: int = MAX_TEMPLATE_BODY) -> Any:
@@ -140,6 +107,3 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 def ok(**extra: Any) -> Response:
     return json_response({"ok": True, **extra})
-
-
-STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

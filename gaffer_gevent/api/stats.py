@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, request
-from gevent.event import Event
 
-from ..feeds import RAW_HEARTBEAT, SSE_PREAMBLE, Feed, json_line, sse
+from ..feeds import Feed, event_mimetype, parse_stat_feed, sample_body, sampling
 from ..process import Process
 from .disconnect import streamed
 from .extension import gaffer, manager
@@ -59,31 +57,19 @@ def process_stats(name: str, segment: str) -> Response:
 
 
 def _feed() -> Feed | None:
-    """Stats default to ``feed=normal``: one reply, not a feed."""
-    if request.args.get("feed", "normal").lower() == "normal":
-        return None
-    return Feed.parse(request.args.get("feed"))
+    return parse_stat_feed(request.args.get("feed"))
 
 
 def _stat_feed(kind: Feed, processes: list[Process]) -> Response:
+    """``stat`` events for ``processes`` every ``STAT_INTERVAL``, until none is alive."""
     collector = gaffer().stats
-    stop = Event()
 
-    def body() -> Iterator[bytes]:
-        yield SSE_PREAMBLE if kind is Feed.EVENTSOURCE else RAW_HEARTBEAT
-        while not stop.is_set():
-            live = [p for p in processes if p.alive]
-            if not live:
-                return
-            for process in live:
-                info = collector.process_info(process.os_pid)
-                if kind is Feed.EVENTSOURCE:
-                    yield sse("stat", json.dumps(info))
-                else:
-                    yield json_line(info)
-                    if kind is Feed.LONGPOLL:
-                        return
-            stop.wait(STAT_INTERVAL)
+    def samples() -> Iterator[dict[str, Any]] | None:
+        live = [p for p in processes if p.alive]
+        if not live:
+            return None
+        return (collector.process_info(process.os_pid) for process in live)
 
-    mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/json"
-    return streamed(body(), stop.set, mimetype=mimetype)
+    lease = sampling("stats")
+    body = sample_body(lease, kind, "stat", samples, STAT_INTERVAL)
+    return streamed(body, lease, mimetype=event_mimetype(kind))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from ..errors import BadEventType
 from ..events import MANAGER_EVENTS, PROC_EVENTS
-from ..feeds import Feed, event_body
+from ..feeds import Feed, Lease, event_body, event_mimetype, parse_heartbeat
 from .disconnect import streamed
 from .extension import manager
 from .guard import event_filter
-from .params import feed, heartbeat
 
 bp = Blueprint("watch", __name__)
 
@@ -33,7 +32,8 @@ def pattern_for(segments: list[str]) -> str:
 @bp.route("/watch/<a>/<b>/<c>", methods=["GET"])
 def watch(a: str | None = None, b: str | None = None, c: str | None = None) -> Response:
     pattern = pattern_for([s for s in (a, b, c) if s is not None])
-    kind, beat = feed(), heartbeat()
+    kind = Feed.parse(request.args.get("feed"))
+    beat = parse_heartbeat(request.args.get("heartbeat"))
     queue = manager().bus.queue(pattern, accept=event_filter())
-    mimetype = "text/event-stream" if kind is Feed.EVENTSOURCE else "application/json"
-    return streamed(event_body(queue, kind, beat), queue.close, mimetype=mimetype)
+    lease = Lease(queue, queue.close, "watch")
+    return streamed(event_body(lease, kind, beat), lease, mimetype=event_mimetype(kind))

@@ -6,7 +6,7 @@ import contextlib
 import json
 import struct
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from flask import Blueprint, Response, current_app, request
@@ -14,11 +14,14 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 from geventwebsocket.exceptions import WebSocketError
 
-from ..feeds import ChunkFormatter, Feed
-from ..streams import Chunk
+from ..feeds import ChunkFormatter, Feed, Lease
+from ..streams import Chunk, Subscription
 from .extension import manager
 from .guard import track_session
 from .params import pid_of
+
+if TYPE_CHECKING:
+    from ..process import Process
 
 bp = Blueprint("websocket", __name__)
 
@@ -122,20 +125,30 @@ def _serve(ws: Any, segment: str) -> None:
     process = manager().find_process(pid)
     if process is None or not process.alive:
         return _refuse(ws, "not_found")
-    labels = process.template.labels
-    sub = process.streams[labels[0]].subscribe() if labels else None
     if not process.template.redirect_input:
-        if sub is not None:
-            sub.close()
         return _refuse(ws, "forbidden_write")
+    labels = process.template.labels
+    label = labels[0] if labels else None
+    sub = process.streams[label].subscribe() if label is not None else None
+    with Lease(sub, sub.close if sub is not None else _nothing, "websocket"):
+        _relay(ws, process, label, sub)
+    return None
+
+
+def _nothing() -> None:
+    """What releasing a websocket of a process without output labels does."""
+
+
+def _relay(ws: Any, process: Process, label: str | None, sub: Subscription | None) -> None:
+    """Output to the client, messages to stdin, until one side or the token ends."""
 
     def pump_output() -> None:
         """Relay the first label until the process is gone (or the client is)."""
         with contextlib.suppress(WebSocketError, OSError):
-            if sub is None:
+            if sub is None or label is None:
                 process.exited.wait()
                 return
-            formatter = ChunkFormatter(Feed.CONTINUOUS, labels[0], as_json=False, ids={})
+            formatter = ChunkFormatter(Feed.CONTINUOUS, label, as_json=False, ids={})
             for item in sub:
                 if isinstance(item, Chunk):
                     ws.send(formatter.text(item.data))
@@ -168,10 +181,7 @@ def _serve(ws: Any, segment: str) -> None:
             receiver.join(CLOSE_GRACE)
     finally:
         forget()
-        if sub is not None:
-            sub.close()
         sender.kill(block=False)
         pinger.kill(block=False)
         receiver.kill(block=True, timeout=1)
         close_websocket(ws)
-    return None

@@ -8,6 +8,7 @@ from gaffer_gevent.feeds import (
     ChunkFormatter,
     Feed,
     FrameCache,
+    Lease,
     gap_marker,
     sse,
     stream_body,
@@ -67,7 +68,7 @@ def test_frame_cache_is_bounded_by_bytes() -> None:
 def continuous_body(stream: Stream) -> tuple[Iterator[bytes], Subscription]:
     sub = stream.subscribe(since=0)
     formatter = ChunkFormatter(Feed.CONTINUOUS, "out", as_json=False, ids={})
-    return stream_body(sub, formatter, None), sub
+    return stream_body(Lease(sub, sub.close), formatter, None), sub
 
 
 def test_a_batch_of_small_chunks_is_one_write() -> None:
@@ -145,7 +146,7 @@ def test_overflow_close_ends_a_plain_feed_without_a_marker() -> None:
     sub = stream.subscribe(overflow=Overflow.CLOSE)
     for n in range(1, 4):
         stream.append(b"line %d\n" % n)
-    body = stream_body(sub, plain(), None)
+    body = stream_body(Lease(sub, sub.close), plain(), None)
     assert list(body) == [RAW_HEARTBEAT]
     assert sub.closed
 

@@ -1,9 +1,9 @@
-"""Turn subscriptions into HTTP bodies: longpoll, continuous and eventsource feeds.
+"""Feed framing, pure: how chunks, events and gaps look on a longpoll, continuous or SSE feed.
 
-Framing is pure (``sse``, ``chunk_json``, ``gap_marker``); the generators
-wait on a subscription with the heartbeat as timeout, send a first byte at once
-(pywsgi sends no status line before the first non-empty chunk), end when the
-stream ends and always release the subscription in ``finally``.
+Every byte a feed writes is decided here: the SSE messages (``sse``), the
+JSON lines, the preamble sent at once (pywsgi sends no status line before the
+first non-empty chunk), the heartbeats and the gap notices. ``bodies`` decides
+when to write them.
 
 A plain continuous feed is the child's bytes themselves, so where it skipped
 data for a slow client it writes a marker line, ``[gaffer: 41 chunks, 2768896
@@ -18,12 +18,11 @@ import codecs
 import enum
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from .events import EventQueue
-from .streams import Chunk, Gap, Item, Overflow, Stream, Subscription
+from ..streams import Chunk, Gap, Item, Stream
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 SSE_PREAMBLE = b"retry: 1000\r\n\r\n"
@@ -32,6 +31,8 @@ RAW_HEARTBEAT = b"\n"
 #: Frames are joined into writes of up to this size; bigger ones go out alone, uncopied.
 #: Also the size of a feed's batches: a client that stopped reading holds one batch.
 JOIN_LIMIT = 64 * 1024
+#: Headers of every feed reply: never cached, never buffered by a proxy (nginx honours the second).
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class Feed(enum.Enum):
@@ -46,6 +47,33 @@ class Feed(enum.Enum):
             return cls((value or "longpoll").lower())
         except ValueError:
             return cls.LONGPOLL
+
+
+def preamble(feed: Feed) -> bytes:
+    """The first bytes of a continuous or eventsource feed, sent before anything happens."""
+    return SSE_PREAMBLE if feed is Feed.EVENTSOURCE else RAW_HEARTBEAT
+
+
+def heartbeat(feed: Feed) -> bytes:
+    """What an idle feed writes every heartbeat interval (a write is how a dead client shows)."""
+    return SSE_HEARTBEAT if feed is Feed.EVENTSOURCE else RAW_HEARTBEAT
+
+
+def message(feed: Feed, event: str, payload: Any) -> bytes:
+    """One event (a /watch event, a /stats sample) as the feed frames it."""
+    return sse(event, json.dumps(payload)) if feed is Feed.EVENTSOURCE else json_line(payload)
+
+
+def event_mimetype(feed: Feed) -> str:
+    """The content type of a /watch or /stats feed."""
+    return "text/event-stream" if feed is Feed.EVENTSOURCE else "application/json"
+
+
+def stream_mimetype(feed: Feed, *, as_json: bool) -> str:
+    """The content type of a process output feed (its bytes, or ``format=json`` lines)."""
+    if feed is Feed.EVENTSOURCE:
+        return "text/event-stream"
+    return "application/x-ndjson" if as_json else "application/octet-stream"
 
 
 def sse(event: str, data: str, event_id: int | None = None) -> bytes:
@@ -133,10 +161,9 @@ class ChunkFormatter:
         return self.feed is not Feed.EVENTSOURCE and not self.as_json
 
     def heartbeat(self) -> bytes:
-        if self.feed is Feed.EVENTSOURCE:
-            return SSE_HEARTBEAT
-        self._line_open = False
-        return RAW_HEARTBEAT
+        if self.feed is not Feed.EVENTSOURCE:
+            self._line_open = False
+        return heartbeat(self.feed)
 
     def _mid_character(self) -> bool:
         """True while the decoder holds the first bytes of a split UTF-8 character."""
@@ -207,25 +234,6 @@ class ChunkFormatter:
         return json_line(self.chunk_json(chunk))
 
 
-def stream_body(
-    sub: Subscription, formatter: ChunkFormatter, heartbeat: float | None
-) -> Iterator[bytes]:
-    """Body of a continuous or eventsource stream feed."""
-    mark_gaps = sub.overflow is not Overflow.CLOSE  # closing says it
-    try:
-        yield SSE_PREAMBLE if formatter.feed is Feed.EVENTSOURCE else RAW_HEARTBEAT
-        while True:
-            batch = sub.read(heartbeat, JOIN_LIMIT)
-            if batch is None:
-                return
-            if not batch:
-                yield formatter.heartbeat()
-                continue
-            yield from writes(formatter.frames(batch, mark_gaps=mark_gaps))
-    finally:
-        sub.close()
-
-
 def writes(frames: list[bytes]) -> Iterator[bytes]:
     """Small frames joined into writes of up to ``JOIN_LIMIT``; big ones alone (no copy)."""
     group: list[bytes] = []
@@ -241,34 +249,3 @@ def writes(frames: list[bytes]) -> Iterator[bytes]:
             size += len(frame)
     if group:
         yield b"".join(group)
-
-
-def event_body(
-    queue: EventQueue,
-    feed: Feed,
-    heartbeat: float | None,
-    render: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
-) -> Iterator[bytes]:
-    """Body of a /watch or /stats feed over an event queue (longpoll ends after one)."""
-    try:
-        if feed is Feed.EVENTSOURCE:
-            yield SSE_PREAMBLE
-        elif feed is Feed.CONTINUOUS:
-            yield RAW_HEARTBEAT
-        while True:
-            item = queue.get(heartbeat if feed is not Feed.LONGPOLL else None)
-            if item is None:
-                if queue.closed:
-                    return
-                yield SSE_HEARTBEAT if feed is Feed.EVENTSOURCE else RAW_HEARTBEAT
-                continue
-            event, payload = item
-            message = render(event, payload) if render else payload
-            if feed is Feed.EVENTSOURCE:
-                yield sse(event, json.dumps(message))
-            else:
-                yield json_line(message)
-                if feed is Feed.LONGPOLL:
-                    return
-    finally:
-        queue.close()
