@@ -302,6 +302,19 @@ def health(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("top")
+def top(ctx: Context, args: argparse.Namespace) -> int:
+    """A live table of every template and pid (q quits); one snapshot when not a terminal.
+
+    Columns: state, CPU %, RSS (whole process tree), restarts, uptime, last
+    output line. Keys: arrows select, s cycles the sort (c cpu, m memory, n
+    name), r restarts the selected pid or template, k stops its template.
+    """
+    from .top import run_top  # rich: only for this command
+
+    return run_top(ctx.client, args, ctx.out)
+
+
 # -- parsing -----------------------------------------------------------------
 
 GLOBAL_OPTIONS = (
