@@ -52,6 +52,8 @@ from . import (
     want_colour,
 )
 from .connection import CONNECTION_OPTIONS, connect
+from .progress import progress_enabled
+from .waits import load_and_wait, scale_and_wait
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -202,9 +204,13 @@ def cmd_load(args: argparse.Namespace) -> int:
             if attempt > LOAD_ATTEMPTS:
                 raise CommandFailed(f"'{base}' and {LOAD_ATTEMPTS} variants are already loaded")
             group = f"{base}-{attempt}"
+        bodies = {f"{group}:{p.name}": app.body(p, f"{group}:{p.name}") for p in app.ptypes}
         try:
-            for ptype in app.ptypes:
-                client.create_process({**app.body(ptype, f"{group}:{ptype.name}"), "start": True})
+            if args.wait:  # each type's processes started (a spinner says which, on a tty)
+                load_and_wait(client, bodies, spinner=progress_enabled())
+            else:
+                for body in bodies.values():
+                    client.create_process({**body, "start": True})
         except GafferError:
             _undo_load(client, group)
             raise
@@ -251,11 +257,17 @@ def cmd_scale(args: argparse.Namespace) -> int:
             name = f"{group}:{op.name}"
             sys.stdout.write(f"Scaling {op.name} processes... ")
             sys.stdout.flush()
-            if op.op == "=":
+            if op.op == "=" and args.wait:
+                diff = op.count - client.status(name)["max_processes"]
+                now = scale_and_wait(client, name, diff, spinner=progress_enabled())
+            elif op.op == "=":
                 current = client.status(name)["max_processes"]
                 diff = op.count - current
                 change = client.add if diff > 0 else client.sub
                 now = change(name, abs(diff)) if diff else current
+            elif args.wait:  # until the processes started or exited (a spinner on a tty)
+                delta = op.count if op.op == "+" else -op.count
+                now = scale_and_wait(client, name, delta, spinner=progress_enabled())
             else:
                 now = (client.add if op.op == "+" else client.sub)(name, op.count)
             _say(f"done, now running {now}")
@@ -379,6 +391,11 @@ GLOBAL_OPTIONS = (
 )  # fmt: skip
 
 URL = option("url", nargs="?", help="gafferd URL (wins over --endpoint)")
+WAIT = option(
+    "--wait",
+    action="store_true",
+    help="return once the processes started (or exited); a spinner on a terminal",
+)
 GROUP = option("group", nargs="?", help="group on gafferd (default: the root's basename)")
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Handler, tuple[Option, ...]]] = {
@@ -388,10 +405,10 @@ COMMANDS: dict[str, tuple[Handler, tuple[Option, ...]]] = {
                help="graceful stop: SIGKILL after this (default %(default)s)"),
     )),
     "run": (cmd_run, (option("command", nargs=argparse.REMAINDER, help="command and arguments"),)),
-    "load": (cmd_load, (GROUP, URL)),
+    "load": (cmd_load, (GROUP, URL, WAIT)),
     "unload": (cmd_unload, (GROUP, URL)),
     "scale": (cmd_scale, (option("ops", nargs="+", metavar="ARG",
-              help="[GROUP] then NAME=N (set), NAME+N (add) or NAME-N (remove), ..."),)),
+              help="[GROUP] then NAME=N (set), NAME+N (add) or NAME-N (remove), ..."), WAIT)),
     "ps": (cmd_ps, (GROUP,)),
     "export": (cmd_export, (
         option("format", choices=("ini", "json", "systemd")),

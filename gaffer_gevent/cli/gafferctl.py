@@ -29,9 +29,11 @@ from . import (
     feed_commands,  # noqa: F401  (registers watch, tail and send)
     option,
     run_command,
+    waits,
 )
 from .commands import COMMANDS, OK, Context, command
 from .connection import CONNECTION_OPTIONS, connect
+from .progress import progress_enabled
 
 PROG = "gafferctl"
 
@@ -141,14 +143,29 @@ def get_process(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _simple(name: str, doc: str, call: Callable[[Client, str], None]) -> None:
+WAIT = option(
+    "--wait",
+    action="store_true",
+    help="return once it is done (processes exited or started); a spinner on a terminal",
+)
+
+
+def _simple(
+    name: str,
+    doc: str,
+    call: Callable[[Client, str], None],
+    waited: Callable[..., None] | None = None,
+) -> None:
     def handler(ctx: Context, args: argparse.Namespace) -> int:
-        call(ctx.client, args.name)
+        if waited is not None and args.wait:
+            waited(ctx.client, args.name, spinner=progress_enabled(ctx.as_json))
+        else:
+            call(ctx.client, args.name)
         ctx.emit("ok", OK)
         return EXIT_OK
 
     handler.__doc__ = doc
-    command(name, NAME)(handler)
+    command(name, NAME, *((WAIT,) if waited is not None else ()))(handler)
 
 
 _simple("start", "Start a template's processes (clears a previous stop).", Client.start_process)
@@ -156,28 +173,37 @@ _simple(
     "stop",
     "Stop all processes of a template (SIGTERM, SIGKILL after its timeout).",
     Client.stop_process,
+    waits.stop_and_wait,
 )
 _simple(
     "restart",
     "Start fresh processes for a template, then reap the old ones.",
     Client.restart_process,
+    waits.restart_and_wait,
 )
 
 COUNT = option("n", nargs="?", type=int, default=1, help="how many (default 1)")
 
 
-@command("add", NAME, COUNT)
+def _scale(ctx: Context, args: argparse.Namespace, sign: int) -> int:
+    if not args.wait or args.n < 0:  # a negative count: gafferd's answer, as without --wait
+        return (ctx.client.add if sign > 0 else ctx.client.sub)(args.name, args.n)
+    spinner = progress_enabled(ctx.as_json)
+    return waits.scale_and_wait(ctx.client, args.name, sign * args.n, spinner=spinner)
+
+
+@command("add", NAME, COUNT, WAIT)
 def add(ctx: Context, args: argparse.Namespace) -> int:
     """Run N more processes of a template; prints the new numprocesses."""
-    value = ctx.client.add(args.name, args.n)
+    value = _scale(ctx, args, 1)
     ctx.emit(value, {"ok": True, "numprocesses": value})
     return EXIT_OK
 
 
-@command("sub", NAME, COUNT)
+@command("sub", NAME, COUNT, WAIT)
 def sub(ctx: Context, args: argparse.Namespace) -> int:
     """Run N fewer processes of a template (oldest first); prints the new numprocesses."""
-    value = ctx.client.sub(args.name, args.n)
+    value = _scale(ctx, args, -1)
     ctx.emit(value, {"ok": True, "numprocesses": value})
     return EXIT_OK
 

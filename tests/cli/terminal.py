@@ -16,6 +16,7 @@ import struct
 import subprocess
 import termios
 import time
+from pathlib import Path
 
 from .conftest import BIN
 
@@ -26,7 +27,13 @@ class Terminal:
     """``script args...`` started in a pty of ``rows`` x ``columns``; ``close`` ends it by pid."""
 
     def __init__(
-        self, script: str, *args: str, rows: int = 30, columns: int = 140, env: dict[str, str]
+        self,
+        script: str,
+        *args: str,
+        rows: int = 30,
+        columns: int = 140,
+        env: dict[str, str],
+        cwd: Path | None = None,
     ) -> None:
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
@@ -38,6 +45,7 @@ class Terminal:
             stderr=slave,
             env={**inherited, "TERM": "xterm-256color", "COLUMNS": str(columns), **env},
             start_new_session=True,
+            cwd=cwd,
         )
         os.close(slave)
         self.raw = b""
