@@ -37,8 +37,10 @@ if TYPE_CHECKING:
 MIN_REDRAW = 0.25
 #: Seconds between redraws when nothing happens (uptimes move).
 IDLE_REDRAW = 1.0
-#: Pids followed live (stat and output feeds, two connections each); others show the snapshot.
-MAX_LIVE_PIDS = 64
+#: Pids followed live (stat and output feeds, two connections each); others show the rows read
+#: at their template's last event. gafferd measures a followed pid ten times a second (the stat
+#: feed's rate), so this also bounds what an open ``top`` costs it.
+MAX_LIVE_PIDS = 32
 #: Heartbeat asked of every feed: a gafferd that went silent is noticed after two missed ones.
 HEARTBEAT = 15
 

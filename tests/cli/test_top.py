@@ -101,9 +101,10 @@ def test_top_read_token_r_shows_forbidden_and_restarts_nothing(secured_gafferd, 
         top.wait_for(rf"x\s+{pid}\s+\d+\s+running")
         mark = len(top.text)
         top.send("r")
-        top.wait_for(r"forbidden", since=mark)
+        top.wait_for(r"top: forbidden: needs role operate", since=mark)  # the footer
+        mark = len(top.text)
         top.send("k")
-        top.wait_for(r"forbidden", since=mark)
+        top.wait_for(r"top: forbidden: needs role operate", since=mark)
         assert "Traceback" not in top.text
         assert admin.pids("x") == [pid]
         assert admin.status("x")["active"]
@@ -146,6 +147,28 @@ def test_top_over_a_unix_socket(tmp_path, terminals):
             (pid,) = wait_for(lambda: client.pids("ticker"))
         top = start_top(terminals, f"unix:{sock}")
         top.wait_for(rf"ticker\s+{pid}\s+\d+\s+running")
+        top.send("q")
+        assert top.exit_code(timeout=10) == 0
+    finally:
+        stop_process(daemon.proc)
+
+
+def test_top_over_tls_with_a_private_ca(tmp_path, terminals):
+    from ..certs import TestCA
+    from .conftest import start_gafferd, stop_process
+
+    ca = TestCA(tmp_path)
+    cert, key = ca.issue("127.0.0.1", server=True)
+    config = (
+        "[gaffer]\nhttp_endpoints = tls\n\n[endpoint:tls]\nbind = 127.0.0.1:0\n"
+        f"certfile = {cert}\nkeyfile = {key}\n\n"
+        f"[process:ticker]\ncmd = {PY}\nargs = -u {TICKER}\nredirect_output = stdout\n"
+    )
+    daemon = start_gafferd(tmp_path, bind=None, config=config)
+    try:
+        assert daemon.url.startswith("https://")
+        top = start_top(terminals, daemon.url, "--cacert", str(ca.path))
+        top.wait_for(r"ticker\s+1\s+\d+\s+running.*tick \d+")  # stats and output feeds over TLS
         top.send("q")
         assert top.exit_code(timeout=10) == 0
     finally:
