@@ -449,8 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         return run(args)
 
-    # Ctrl-C is how watch and tail are meant to end.
-    interrupted = EXIT_OK if args.command in ("watch", "tail") else EXIT_INTERRUPTED
+    # Ctrl-C is how watch and tail are meant to end (and one way to leave top).
+    interrupted = EXIT_OK if args.command in ("watch", "tail", "top") else EXIT_INTERRUPTED
     return run_command(PROG, command, interrupted=interrupted)
 
 

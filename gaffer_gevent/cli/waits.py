@@ -46,9 +46,8 @@ class Expect:
         elif event == "spawn":
             self.spawns -= 1
         elif event in ("failed", "spawn_error", "delete"):
-            self.failed = (
-                f"{self.name}: {event} {payload.get('reason') or payload.get('error') or ''}"
-            )
+            why = payload.get("reason") or payload.get("error") or ""
+            self.failed = f"{self.name}: {event} {why}".rstrip()
         return self.done
 
     @property
