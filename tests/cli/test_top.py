@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -55,6 +56,11 @@ def test_top_draws_templates_pids_states_and_output_then_q_quits(gafferd, termin
         top.wait_for(rf"ticker\s+\d+\s+{os_pid}\s+running")
     top.wait_for(r"idle\s+-\s+-\s+stopped")
     top.wait_for(r"running.*tick \d+")  # the last output line, from the output feed
+    # Two tickers bring 20 stat events and 40 lines a second; frames stay at 4 a second at most.
+    before, started = top.text.count("gafferctl top "), time.monotonic()
+    top.read(2.0)
+    frames = top.text.count("gafferctl top ") - before
+    assert 1 <= frames <= 4 * (time.monotonic() - started) + 1, frames
     top.send("q")
     assert top.exit_code(timeout=10) == 0
 
