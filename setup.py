@@ -28,6 +28,8 @@ setup(
         "httpx>=0.27",
         # examples/echo_client.py, the README's websocket example, runs after `make run` alone
         "websocket-client>=1.7",
+        # gafferctl top and the progress spinners (imported only by those code paths)
+        "rich>=15.0",
     ],
     extras_require={
         "test": [

@@ -12,6 +12,8 @@ from ..procfile import parse_scale_op
 from . import EXIT_OK, CommandFailed, UsageError
 from .app import client_for, group_of, load_app, say
 from .process_table import Row, render, template_rows
+from .progress import progress_enabled
+from .waits import load_and_wait, scale_and_wait
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -33,9 +35,13 @@ def cmd_load(args: argparse.Namespace) -> int:
             if attempt > LOAD_ATTEMPTS:
                 raise CommandFailed(f"'{base}' and {LOAD_ATTEMPTS} variants are already loaded")
             group = f"{base}-{attempt}"
+        bodies = {f"{group}:{p.name}": app.body(p, f"{group}:{p.name}") for p in app.ptypes}
         try:
-            for ptype in app.ptypes:
-                client.create_process({**app.body(ptype, f"{group}:{ptype.name}"), "start": True})
+            if args.wait:  # each type's processes started (a spinner says which, on a tty)
+                load_and_wait(client, bodies, spinner=progress_enabled())
+            else:
+                for body in bodies.values():
+                    client.create_process({**body, "start": True})
         except GafferError:
             _undo_load(client, group)
             raise
@@ -82,11 +88,17 @@ def cmd_scale(args: argparse.Namespace) -> int:
             name = f"{group}:{op.name}"
             sys.stdout.write(f"Scaling {op.name} processes... ")
             sys.stdout.flush()
-            if op.op == "=":
+            if op.op == "=" and args.wait:
+                diff = op.count - client.status(name)["max_processes"]
+                now = scale_and_wait(client, name, diff, spinner=progress_enabled())
+            elif op.op == "=":
                 current = client.status(name)["max_processes"]
                 diff = op.count - current
                 change = client.add if diff > 0 else client.sub
                 now = change(name, abs(diff)) if diff else current
+            elif args.wait:  # until the processes started or exited (a spinner on a tty)
+                delta = op.count if op.op == "+" else -op.count
+                now = scale_and_wait(client, name, delta, spinner=progress_enabled())
             else:
                 now = (client.add if op.op == "+" else client.sub)(name, op.count)
             say(f"done, now running {now}")

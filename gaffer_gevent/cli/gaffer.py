@@ -33,6 +33,11 @@ GLOBAL_OPTIONS = (
 )  # fmt: skip
 
 URL = option("url", nargs="?", help="gafferd URL (wins over --endpoint)")
+WAIT = option(
+    "--wait",
+    action="store_true",
+    help="return once the processes started (or exited); a spinner on a terminal",
+)
 GROUP = option("group", nargs="?", help="group on gafferd (default: the root's basename)")
 COMMANDS = (
     Command("start", "app_local:cmd_start", (
@@ -42,10 +47,10 @@ COMMANDS = (
     )),
     Command("run", "app_local:cmd_run",
             (option("command", nargs=argparse.REMAINDER, help="command and arguments"),)),
-    Command("load", "app_remote:cmd_load", (GROUP, URL)),
+    Command("load", "app_remote:cmd_load", (GROUP, URL, WAIT)),
     Command("unload", "app_remote:cmd_unload", (GROUP, URL)),
     Command("scale", "app_remote:cmd_scale", (option("ops", nargs="+", metavar="ARG",
-            help="[GROUP] then NAME=N (set), NAME+N (add) or NAME-N (remove), ..."),)),
+            help="[GROUP] then NAME=N (set), NAME+N (add) or NAME-N (remove), ..."), WAIT)),
     Command("ps", "app_remote:cmd_ps", (GROUP,)),
     Command("export", "app_local:cmd_export", (
         option("format", choices=("ini", "json", "systemd")),

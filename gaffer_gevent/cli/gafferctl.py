@@ -32,6 +32,11 @@ ARGS = option(
     "args", nargs="*", default=[], help="arguments (put -- before ones that start with -)"
 )
 COUNT = option("n", nargs="?", type=int, default=1, help="how many (default 1)")
+WAIT = option(
+    "--wait",
+    action="store_true",
+    help="return once it is done (processes exited or started); a spinner on a terminal",
+)
 HEARTBEAT = option(
     "--heartbeat", type=int, default=60, metavar="N", help="seconds between heartbeats (0: none)"
 )
@@ -63,10 +68,10 @@ COMMANDS = (
     Command("del_process", f"{T}:del_process", (NAME,)),
     Command("get_process", f"{T}:get_process", (NAME,)),
     Command("start", f"{T}:start", (NAME,)),
-    Command("stop", f"{T}:stop", (NAME,)),
-    Command("restart", f"{T}:restart", (NAME,)),
-    Command("add", f"{T}:add", (NAME, COUNT)),
-    Command("sub", f"{T}:sub", (NAME, COUNT)),
+    Command("stop", f"{T}:stop", (NAME, WAIT)),
+    Command("restart", f"{T}:restart", (NAME, WAIT)),
+    Command("add", f"{T}:add", (NAME, COUNT, WAIT)),
+    Command("sub", f"{T}:sub", (NAME, COUNT, WAIT)),
     Command("numprocesses", f"{T}:numprocesses", (NAME,)),
     Command("running", f"{T}:running", (NAME,)),
     Command("pids", f"{T}:pids", (NAME,)),
@@ -104,6 +109,8 @@ COMMANDS = (
         option("data", nargs="?", help="text to send; without it, stdin is sent as-is"),
         option("-n", "--no-newline", action="store_true", help="do not add a newline after DATA"),
     )),
+    # the live view
+    Command("top", "commands.top:top", ends_with_ctrl_c=True),
     # gafferd itself
     Command("version", "commands.server:version"),
     Command("whoami", "commands.server:whoami"),

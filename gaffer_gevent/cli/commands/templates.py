@@ -12,7 +12,8 @@ import sys
 from typing import Any
 
 from ...client import signal_number
-from .. import EXIT_OK, UsageError
+from .. import EXIT_OK, UsageError, waits
+from ..progress import progress_enabled
 from . import OK, Context
 
 #: What ``add_process`` captures unless ``--no-output``: ``tail`` and ``logs`` need it.
@@ -133,28 +134,41 @@ def start(ctx: Context, args: argparse.Namespace) -> int:
 
 def stop(ctx: Context, args: argparse.Namespace) -> int:
     """Stop all processes of a template (SIGTERM, SIGKILL after its timeout)."""
-    ctx.client.stop_process(args.name)
+    if args.wait:
+        waits.stop_and_wait(ctx.client, args.name, spinner=progress_enabled(ctx.as_json))
+    else:
+        ctx.client.stop_process(args.name)
     ctx.emit("ok", OK)
     return EXIT_OK
 
 
 def restart(ctx: Context, args: argparse.Namespace) -> int:
     """Start fresh processes for a template, then reap the old ones."""
-    ctx.client.restart_process(args.name)
+    if args.wait:
+        waits.restart_and_wait(ctx.client, args.name, spinner=progress_enabled(ctx.as_json))
+    else:
+        ctx.client.restart_process(args.name)
     ctx.emit("ok", OK)
     return EXIT_OK
 
 
+def _scale(ctx: Context, args: argparse.Namespace, sign: int) -> int:
+    if not args.wait or args.n < 0:  # a negative count: gafferd's answer, as without --wait
+        return (ctx.client.add if sign > 0 else ctx.client.sub)(args.name, args.n)
+    spinner = progress_enabled(ctx.as_json)
+    return waits.scale_and_wait(ctx.client, args.name, sign * args.n, spinner=spinner)
+
+
 def add(ctx: Context, args: argparse.Namespace) -> int:
     """Run N more processes of a template; prints the new numprocesses."""
-    value = ctx.client.add(args.name, args.n)
+    value = _scale(ctx, args, 1)
     ctx.emit(value, {"ok": True, "numprocesses": value})
     return EXIT_OK
 
 
 def sub(ctx: Context, args: argparse.Namespace) -> int:
     """Run N fewer processes of a template (oldest first); prints the new numprocesses."""
-    value = ctx.client.sub(args.name, args.n)
+    value = _scale(ctx, args, -1)
     ctx.emit(value, {"ok": True, "numprocesses": value})
     return EXIT_OK
 
