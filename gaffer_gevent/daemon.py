@@ -27,6 +27,7 @@ from .defaults import DEFAULT_BIND
 if TYPE_CHECKING:
     from .bootstrap import Extras
     from .config import Address, DaemonConfig, EndpointConfig
+    from .console import Console, Terminal
     from .manager import Manager
     from .runtime import Runtime
 
@@ -157,6 +158,9 @@ class Daemon:
         self.app: Any = None
         self.applied: dict[str, dict[str, Any]] = {}
         self.runtime: Runtime | None = None
+        #: ``-vv``'s echo of the children's output (its own greenlet and thread).
+        self.console: Console | None = None
+        self.terminal: Terminal | None = None
 
     def log(self, message: str) -> None:
         """One line of gafferd's own log; control characters in it are escaped."""
@@ -286,8 +290,13 @@ class Daemon:
         from . import bootstrap
         from .server import make_servers
 
-        echo = self._echo_output if self.args.verbose >= 2 else None
-        manager = bootstrap.build_manager(config, output_listener=echo)
+        manager = bootstrap.build_manager(config)
+        if self.args.verbose >= 2:
+            from .console import Console, EchoLayout, Terminal
+
+            sys.stdout.flush()
+            self.terminal = Terminal(sys.stdout.fileno())
+            self.console = Console(manager, EchoLayout(), self.terminal.write)
         if self.args.verbose >= 1:
             manager.bus.subscribe(".", self._echo_event)
         app = bootstrap.build_app(manager, config)
@@ -370,6 +379,9 @@ class Daemon:
             self.runtime.close()  # no child left: no record; the lock is free
         if self.extras is not None:
             self.extras.close()
+        if self.console is not None and self.terminal is not None:
+            self.console.close()  # what is left, unless stdout does not read
+            self.terminal.close()
         for server in self.servers:
             server.stop(timeout=1)
             server.connections.close()
@@ -400,15 +412,6 @@ class Daemon:
             return
         details = " ".join(f"{k}={v}" for k, v in payload.items() if k not in ("event", "name"))
         self.log(f"{event} {payload.get('name', '')} {details}".rstrip())
-
-    def _echo_output(self, name: str, pid: int, label: str, data: bytes) -> None:
-        from .limits import printable
-
-        prefix = f"{printable(name)}[{pid}] {printable(label)} | "
-        text = data.decode(errors="replace")
-        for line in text.splitlines():
-            sys.stdout.write(f"{prefix}{line}\n")
-        sys.stdout.flush()
 
 
 def _user_name() -> str:

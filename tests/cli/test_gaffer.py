@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ..helpers import CHILDREN, progress
 from .conftest import (
     TICKER,
     collect,
@@ -81,6 +82,27 @@ def test_start_fails_when_a_process_cannot_start(app):
         stop_process(proc)
     assert code == 1, out.text()
     assert out.has(r"broken\.1 +\| failed to start")
+
+
+def test_start_keeps_children_running_when_its_stdout_is_not_read(tmp_path):
+    """A terminal that stops reading must not stall the children (issue 14 point 4)."""
+    counter = tmp_path / "progress"
+    (tmp_path / "Procfile").write_text(f"web: {PY} {CHILDREN / 'progress.py'} {counter}\n")
+    proc = spawn_script("gaffer", "start", cwd=tmp_path)  # nobody reads its stdout for now
+    try:
+        # 200 blocks of 64 KiB: far more than its stdout pipe, the child's pipe and the ring hold.
+        wait_for(lambda: progress(counter) >= 200, timeout=30)
+        assert proc.poll() is None
+        stalled_at = progress(counter)
+        wait_for(lambda: progress(counter) >= stalled_at + 100, timeout=30)  # and goes on
+        out = collect(proc.stdout)
+        notice = r"^\d\d:\d\d:\d\d web\.1 +\| \[gaffer: \d+ bytes of web\.1 out dropped\]$"
+        wait_for(lambda: out.has(notice), timeout=30)
+        assert proc.poll() is None
+    finally:
+        code = stop_process(proc, signal.SIGINT)
+    assert code == 0, proc.stderr.read()
+    assert out.has(r"system +\| all processes stopped$")
 
 
 def test_start_without_procfile_is_bad_usage(tmp_path):
