@@ -169,6 +169,37 @@ def test_vv_with_an_unread_stdout_keeps_children_running_and_ping_answering(
         gafferd.cleanup()
 
 
+TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z gafferd: ")
+
+
+def test_v_lines_carry_iso_timestamps_with_milliseconds(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "gaffer.ini",
+        "[process:ghost]\ncmd = /nonexistent/program\n\n[process:s]\ncmd = sleep 600\n",
+    )
+    gafferd = Gafferd(path, "-v")
+    try:
+        lines = [
+            gafferd.log_line("listening on"),
+            gafferd.log_line(r"spawn s "),  # an event
+            gafferd.log_line("cannot spawn ghost"),  # a logging record of the manager
+        ]
+        assert gafferd.stop() == 0
+        assert all(TIMESTAMPED.match(line) for line in lines), lines
+        assert all(TIMESTAMPED.match(line.decode()) for line in gafferd.proc.stderr), "after stop"
+    finally:
+        gafferd.cleanup()
+
+
+def test_without_v_lines_are_bare(tmp_path: Path) -> None:
+    gafferd = Gafferd(write_config(tmp_path / "gaffer.ini", ""))
+    try:
+        assert gafferd.log_line("listening on").startswith("gafferd: listening on ")
+        assert gafferd.stop() == 0
+    finally:
+        gafferd.cleanup()
+
+
 def test_pidfile_is_written_refused_when_live_and_removed(tmp_path: Path, config: Path) -> None:
     pidfile = tmp_path / "gafferd.pid"
     gafferd = Gafferd(config, "--pidfile", str(pidfile))
