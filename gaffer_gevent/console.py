@@ -78,8 +78,13 @@ class Terminal:
         self.busy = False
 
     def write(self, data: bytes) -> None:
+        """Write all of ``data``; only the calling greenlet waits (OSError if the fd is gone)."""
         self.busy = True
-        self.pool.apply(_write_all, (self.fd, data))
+        try:
+            self.pool.apply(_write_all, (self.fd, data))
+        except OSError:
+            self.busy = False  # the thread is free again: the write failed, it did not hang
+            raise
         self.busy = False
 
     def close(self) -> None:

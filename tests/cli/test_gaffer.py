@@ -105,6 +105,23 @@ def test_start_keeps_children_running_when_its_stdout_is_not_read(tmp_path):
     assert out.has(r"system +\| all processes stopped$")
 
 
+def test_start_stops_in_bounded_time_when_its_stdout_is_never_read(tmp_path):
+    """The last lines are given up on, not waited for: Ctrl-C still ends everything."""
+    counter = tmp_path / "progress"
+    (tmp_path / "Procfile").write_text(f"web: {PY} {CHILDREN / 'progress.py'} {counter}\n")
+    proc = spawn_script("gaffer", "start", cwd=tmp_path)
+    try:
+        wait_for(lambda: progress(counter) >= 200, timeout=30)  # the console is stuck by now
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        stop_process(proc)
+    first = proc.stdout.readline()  # the first write was taken by the pipe
+    match = re.fullmatch(r"\d\d:\d\d:\d\d web\.1 +\| started with pid (\d+)\n", first)
+    assert match, first
+    assert not pid_alive(int(match.group(1)))  # stopped, not left behind with the console
+
+
 def test_start_without_procfile_is_bad_usage(tmp_path):
     result = run_script("gaffer", "start", cwd=tmp_path)
     assert result.code == 2
