@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from .logfiles import LogFiles
-    from .manager import Manager, OutputListener
+    from .manager import Manager
     from .webhooks import WebhookDispatcher
 
 #: What ``apply_templates`` remembers of each applied ``[process:NAME]``: its body.
@@ -37,16 +37,13 @@ def load(path: str | None) -> DaemonConfig:
     return load_config(path)
 
 
-def build_manager(
-    config: DaemonConfig, *, output_listener: OutputListener | None = None
-) -> Manager:
+def build_manager(config: DaemonConfig) -> Manager:
     """A manager sized by the ``[gaffer]`` section; it starts nothing yet."""
     from .manager import Manager
 
     return Manager(
         buffer_size=config.stream_buffer_size,
         stdin_queue_size=config.stdin_queue_size,
-        output_listener=output_listener,
         limits=config.limits,
         backoff=config.backoff,
     )

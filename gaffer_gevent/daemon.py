@@ -10,6 +10,10 @@ gafferd refuses to listen beyond loopback unless callers must authenticate
 (a ``[token:NAME]``, a ``[client:SUBJECT]``, or ``client_cert = required`` on
 that endpoint), or it is told ``--allow-unauthenticated``. ``gafferd token``
 mints a token without loading gevent or Flask.
+
+The command line is parsed in ``options``, the log lines are made in
+``daemonlog`` and ``-vv``'s echo of the children's output is a ``console``:
+this module runs a gafferd, from the lock to the last child stopped.
 """
 
 from __future__ import annotations
@@ -18,58 +22,23 @@ import argparse
 import contextlib
 import getpass
 import os
-import re
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
+from .daemonlog import DaemonLog
 from .defaults import DEFAULT_BIND
+from .options import EXIT_CONFIG, build_parser, command_line_endpoint, token_main
 
 if TYPE_CHECKING:
     from .bootstrap import Extras
     from .config import Address, DaemonConfig, EndpointConfig
+    from .console import Console, Terminal
     from .manager import Manager
     from .runtime import Runtime
 
-EXIT_CONFIG = 2
 #: Another manager holds the runtime dir's lock (the same config, or the same runtime_dir).
 EXIT_RUNNING = 1
 SHUTDOWN_TIMEOUT = 30.0
-#: A token's name: it becomes a section header and shows in audit events and logs.
-TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}")
-#: A scope glob: template-name characters and glob syntax, nothing that ends an ini value.
-SCOPE_GLOB = re.compile(r"[A-Za-z0-9_.:@*?!\[\]-]{1,200}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gafferd", description="Run the gaffer process manager and its HTTP API."
-    )
-    parser.add_argument("config", nargs="?", help="ini config file")
-    parser.add_argument("-c", "--config", dest="config_opt", metavar="CONFIG", help="ini file")
-    parser.add_argument("-p", "--plugins-dir", help="plugins directory (accepted, unused)")
-    parser.add_argument(
-        "--bind", metavar="ADDR[,ADDR...]",
-        help=f"listen here instead of the config's endpoints (default without any: {DEFAULT_BIND})",
-    )  # fmt: skip
-    parser.add_argument("--certfile", help="TLS certificate for --bind's endpoint")
-    parser.add_argument("--keyfile", help="TLS key for --bind's endpoint")
-    parser.add_argument("--ca-certs", help="CA bundle that client certificates must chain to")
-    parser.add_argument(
-        "--client-cert", choices=("none", "optional", "required"), default="none",
-        help="ask TLS clients for a certificate signed by --ca-certs (default: none)",
-    )  # fmt: skip
-    parser.add_argument("--backlog", type=int, default=128, help="listen backlog")
-    parser.add_argument(
-        "--allow-unauthenticated", action="store_true",
-        help="listen beyond loopback even with no token or client certificate configured",
-    )  # fmt: skip
-    parser.add_argument("--daemon", action="store_true", help="run in the background")
-    parser.add_argument("--pidfile", help="write the daemon's pid here")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0,
-        help="-v prints lifecycle events, -vv also the children's output",
-    )  # fmt: skip
-    return parser
 
 
 def daemonize() -> None:
@@ -82,51 +51,6 @@ def daemonize() -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """An argument error is one line (``gafferd token: ...``) and exit 2, like a bad value."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see --help)\n")
-
-
-def token_main(argv: list[str]) -> int:
-    """``gafferd token NAME --role ROLE [--scope GLOB]...``: a new token and its section."""
-    from .auth import Role, hash_token, mint_token
-
-    parser = _OneLineParser(
-        prog="gafferd token",
-        description="Print a new random token, then the [token:NAME] section that accepts it.",
-    )
-    parser.add_argument("name", help="the token's name (letters, digits, _ . : @ -)")
-    parser.add_argument("--role", required=True, help="read, stdin, operate or admin")
-    parser.add_argument(
-        "--scope", action="append", default=[], metavar="GLOB",
-        help="template names the token may see and act on (repeatable; default: all)",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    if not TOKEN_NAME.fullmatch(args.name):
-        return _usage_error(f"{args.name!r} is not a token name ({TOKEN_NAME.pattern})")
-    try:
-        role = Role.parse(args.role)
-    except ValueError as exc:
-        return _usage_error(str(exc))
-    globs = [glob.strip() for value in args.scope for glob in value.split(",") if glob.strip()]
-    for glob in globs:
-        if not SCOPE_GLOB.fullmatch(glob):
-            return _usage_error(f"{glob!r} is not a scope glob ({SCOPE_GLOB.pattern})")
-    token = mint_token()
-    lines = [token, f"[token:{args.name}]", f"role = {role.label}", f"hash = {hash_token(token)}"]
-    if globs:
-        lines.append(f"scope = {', '.join(globs)}")
-    print("\n".join(lines))
-    return 0
-
-
-def _usage_error(message: str) -> int:
-    print(f"gafferd token: {message}", file=sys.stderr)
-    return EXIT_CONFIG
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,12 +81,14 @@ class Daemon:
         self.app: Any = None
         self.applied: dict[str, dict[str, Any]] = {}
         self.runtime: Runtime | None = None
+        self._log = DaemonLog(timestamps=args.verbose >= 1)
+        #: ``-vv``'s echo of the children's output (its own greenlet and thread).
+        self.console: Console | None = None
+        self.terminal: Terminal | None = None
 
     def log(self, message: str) -> None:
-        """One line of gafferd's own log; control characters in it are escaped."""
-        from .limits import printable
-
-        print(f"gafferd: {printable(message)}", file=sys.stderr, flush=True)
+        """One line of gafferd's own log (see ``daemonlog``)."""
+        self._log(message)
 
     def load(self) -> DaemonConfig:
         from .bootstrap import load
@@ -179,6 +105,8 @@ class Daemon:
 
         from .errors import BindError, ConfigError, NotTheManager
 
+        if self.args.verbose >= 1:
+            self._log.take_over_logging()
         try:
             config = self.load()
             endpoints = self._endpoints(config)
@@ -187,7 +115,7 @@ class Daemon:
             self.log(str(exc))
             return EXIT_CONFIG
         if exposed and not self._allow_unauthenticated(config):
-            print(f"gafferd: {refusal(exposed)}", file=sys.stderr)
+            self.log(refusal(exposed))
             return EXIT_CONFIG
         if exposed:
             self.log(
@@ -199,7 +127,7 @@ class Daemon:
         try:  # before binding: a second gafferd must say who runs, not "address in use"
             self.runtime = self._claim(config)
         except (ConfigError, NotTheManager) as exc:
-            print(f"gafferd: {exc}", file=sys.stderr)
+            self.log(str(exc))
             return EXIT_RUNNING if isinstance(exc, NotTheManager) else EXIT_CONFIG
         if self.args.pidfile and not self._write_pidfile(self.args.pidfile):
             self.runtime.close()
@@ -239,28 +167,7 @@ class Daemon:
                     option = "--" + flag.replace("_", "-")
                     raise ConfigError("applies to --bind's endpoint: add --bind", path=option)
             return config.endpoints
-        return [self._command_line_endpoint()]
-
-    def _command_line_endpoint(self) -> EndpointConfig:
-        from .config import EndpointConfig, parse_address
-        from .errors import ConfigError
-
-        args = self.args
-        try:
-            binds = (args.bind or DEFAULT_BIND).split(",")
-            addresses = [parse_address(a) for a in binds if a.strip()]
-        except ValueError as exc:
-            raise ConfigError(str(exc), path="--bind") from exc
-        if not addresses:
-            raise ConfigError("needs an address", path="--bind")
-        if args.keyfile and not args.certfile:
-            raise ConfigError("needs --certfile", path="--keyfile")
-        if (args.ca_certs or args.client_cert != "none") and not args.certfile:
-            raise ConfigError("client certificates need TLS: add --certfile", path="--ca-certs")
-        if args.client_cert != "none" and not args.ca_certs:
-            raise ConfigError("needs --ca-certs to verify them", path="--client-cert")
-        return EndpointConfig("command line", addresses, args.certfile, args.keyfile,
-                              args.backlog, args.ca_certs, args.client_cert)  # fmt: skip
+        return [command_line_endpoint(args)]
 
     @staticmethod
     def _exposed(config: DaemonConfig, endpoints: list[EndpointConfig]) -> list[Address]:
@@ -286,8 +193,13 @@ class Daemon:
         from . import bootstrap
         from .server import make_servers
 
-        echo = self._echo_output if self.args.verbose >= 2 else None
-        manager = bootstrap.build_manager(config, output_listener=echo)
+        manager = bootstrap.build_manager(config)
+        if self.args.verbose >= 2:
+            from .console import Console, EchoLayout, Terminal
+
+            sys.stdout.flush()
+            self.terminal = Terminal(sys.stdout.fileno())
+            self.console = Console(manager, EchoLayout(), self.terminal.write)
         if self.args.verbose >= 1:
             manager.bus.subscribe(".", self._echo_event)
         app = bootstrap.build_app(manager, config)
@@ -370,6 +282,9 @@ class Daemon:
             self.runtime.close()  # no child left: no record; the lock is free
         if self.extras is not None:
             self.extras.close()
+        if self.console is not None and self.terminal is not None:
+            self.console.close()  # what is left, unless stdout does not read
+            self.terminal.close()
         for server in self.servers:
             server.stop(timeout=1)
             server.connections.close()
@@ -382,7 +297,7 @@ class Daemon:
                 old = int(f.read().strip() or 0)
             if old and old != os.getpid():
                 os.kill(old, 0)
-                print(f"gafferd: already running with pid {old} ({path})", file=sys.stderr)
+                self.log(f"already running with pid {old} ({path})")
                 return False
         except (OSError, ValueError):
             pass
@@ -400,15 +315,6 @@ class Daemon:
             return
         details = " ".join(f"{k}={v}" for k, v in payload.items() if k not in ("event", "name"))
         self.log(f"{event} {payload.get('name', '')} {details}".rstrip())
-
-    def _echo_output(self, name: str, pid: int, label: str, data: bytes) -> None:
-        from .limits import printable
-
-        prefix = f"{printable(name)}[{pid}] {printable(label)} | "
-        text = data.decode(errors="replace")
-        for line in text.splitlines():
-            sys.stdout.write(f"{prefix}{line}\n")
-        sys.stdout.flush()
 
 
 def _user_name() -> str:

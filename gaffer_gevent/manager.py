@@ -34,7 +34,7 @@ from .flapping import Backoff, BackoffConfig, FlappingPolicy, Verdict
 from .limits import ProcessLimits, check_name
 from .process import DEFAULT_STDIN_QUEUE, SPAWN_FAILED, Process
 from .signals import parse_signal
-from .streams import DEFAULT_BUFFER_SIZE, Chunk
+from .streams import DEFAULT_BUFFER_SIZE
 from .template import ProcessTemplate
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,6 @@ SPAWN_SLICE = 0.005
 #: were queued while it ran callbacks in the same turn, so ``sleep(0)`` would let the
 #: spawner run on without the loop ever polling sockets.
 SPAWN_PAUSE = 0.001
-
-OutputListener = Callable[[str, int, str, bytes], None]
 
 
 class RunState(enum.Enum):
@@ -129,7 +127,6 @@ class Manager:
         *,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         stdin_queue_size: int = DEFAULT_STDIN_QUEUE,
-        output_listener: OutputListener | None = None,
         limits: ProcessLimits | None = None,
         backoff: BackoffConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -138,7 +135,6 @@ class Manager:
         self.buffer_size = buffer_size
         self.limits = limits or ProcessLimits()
         self.stdin_queue_size = stdin_queue_size
-        self.output_listener = output_listener
         self.backoff = backoff or BackoffConfig()
         #: Times runs and backoff delays (injectable, like the policies' clocks).
         self.clock = clock
@@ -391,8 +387,6 @@ class Manager:
             self._last_pid, tpl, on_exit=self._process_exited,
             buffer_size=self.buffer_size, stdin_queue_size=self.stdin_queue_size,
         )  # fmt: skip
-        if self.output_listener is not None:
-            self._attach_output(process, self.output_listener)
         process.spawned_at = self.clock()
         process.restarts = state.inherited.popleft() if state.inherited else 0
         process.spawn()
@@ -407,14 +401,6 @@ class Manager:
         else:  # e.g. EMFILE, EAGAIN, ENOENT: an exit with 127 follows, respawn a second later
             self._publish_twin("spawn_error", tpl.name, pid=process.pid, error=process.spawn_error)
         return process
-
-    @staticmethod
-    def _attach_output(process: Process, listener: OutputListener) -> None:
-        def sink_for(label: str) -> Callable[[Chunk], None]:
-            return lambda chunk: listener(process.name, process.pid, label, chunk.data)
-
-        for label, stream in process.streams.items():
-            stream.sinks.append(sink_for(label))
 
     def _reap(self, state: TemplateState) -> None:
         while len(state.queue) > state.template.numprocesses:

@@ -74,6 +74,14 @@ def child(name: str, *args: str) -> dict[str, Any]:
     return {"cmd": PYTHON, "args": [str(CHILDREN / f"{name}.py"), *args]}
 
 
+def progress(path: Path) -> int:
+    """The count ``children/progress.py`` keeps in ``path`` (0 before its first block)."""
+    try:
+        return int(path.read_text() or 0)
+    except FileNotFoundError:
+        return 0
+
+
 def numbered(first: int, last: int) -> bytes:
     """The numbered lines ``line first`` .. ``line last`` that counter children print."""
     return b"".join(b"line %d\n" % n for n in range(first, last + 1))

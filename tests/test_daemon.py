@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -10,10 +11,19 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import gevent
 import psutil
 import pytest
 
-from tests.helpers import GAFFERD, Gafferd, wait_for, write_config
+from tests.helpers import (
+    CHILDREN,
+    GAFFERD,
+    PYTHON,
+    Gafferd,
+    progress,
+    wait_for,
+    write_config,
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -130,6 +140,66 @@ def test_vv_echoes_children_output_with_name_and_pid(tmp_path: Path) -> None:
         gafferd.cleanup()
 
 
+def test_vv_with_an_unread_stdout_keeps_children_running_and_ping_answering(
+    tmp_path: Path,
+) -> None:
+    """-vv echoes through a bounded cursor: a stdout nobody reads costs lines, not the daemon."""
+    counter = tmp_path / "progress"
+    path = write_config(
+        tmp_path / "gaffer.ini",
+        f"[process:flood]\ncmd = {PYTHON}\nargs = {CHILDREN / 'progress.py'} {counter}\n"
+        "redirect_output = stdout\n",
+    )
+    gafferd = Gafferd(path, "-vv")  # its stdout is a pipe this test does not read for now
+    try:
+        wait_for(lambda: progress(counter) >= 200, timeout=30)  # far past every pipe and ring
+        assert gafferd.http.get("/ping", timeout=5).text == "OK"
+        stalled_at = progress(counter)
+        wait_for(lambda: progress(counter) >= stalled_at + 100, timeout=30)
+        assert gafferd.http.get("/ping", timeout=5).text == "OK"
+        assert gafferd.proc.stdout is not None
+        notice = re.compile(
+            rb"^flood\[1\] stdout \| \[gaffer: \d+ bytes of flood\[1\] stdout dropped\]$"
+        )
+        with gevent.Timeout(30, AssertionError("no gap notice on stdout")):
+            while not notice.match(line := gafferd.proc.stdout.readline()):
+                assert line, "gafferd closed its stdout"
+        assert gafferd.stop() == 0
+    finally:
+        gafferd.cleanup()
+
+
+TIMESTAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z gafferd: ")
+
+
+def test_v_lines_carry_iso_timestamps_with_milliseconds(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "gaffer.ini",
+        "[process:ghost]\ncmd = /nonexistent/program\n\n[process:s]\ncmd = sleep 600\n",
+    )
+    gafferd = Gafferd(path, "-v")
+    try:
+        lines = [
+            gafferd.log_line("listening on"),
+            gafferd.log_line(r"spawn s "),  # an event
+            gafferd.log_line("cannot spawn ghost"),  # a logging record of the manager
+        ]
+        assert gafferd.stop() == 0
+        assert all(TIMESTAMPED.match(line) for line in lines), lines
+        assert all(TIMESTAMPED.match(line.decode()) for line in gafferd.proc.stderr), "after stop"
+    finally:
+        gafferd.cleanup()
+
+
+def test_without_v_lines_are_bare(tmp_path: Path) -> None:
+    gafferd = Gafferd(write_config(tmp_path / "gaffer.ini", ""))
+    try:
+        assert gafferd.log_line("listening on").startswith("gafferd: listening on ")
+        assert gafferd.stop() == 0
+    finally:
+        gafferd.cleanup()
+
+
 def test_pidfile_is_written_refused_when_live_and_removed(tmp_path: Path, config: Path) -> None:
     pidfile = tmp_path / "gafferd.pid"
     gafferd = Gafferd(config, "--pidfile", str(pidfile))
@@ -206,18 +276,23 @@ def test_sigterm_during_a_spawn_storm_is_honoured(tmp_path: Path) -> None:
 def test_gafferd_escapes_control_characters_in_its_own_log(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    from gaffer_gevent.console import EchoLayout
     from gaffer_gevent.daemon import Daemon, build_parser
+    from gaffer_gevent.process import Process
+    from gaffer_gevent.template import ProcessTemplate
 
     daemon = Daemon(build_parser().parse_args([]), None)
     daemon.log("reload\ngafferd: stopped")
     daemon._echo_event("spawn_error", {"event": "spawn_error", "name": "x", "error": "a\r\nb"})
-    daemon._echo_output("n\x1b[2J", 1, "out\n", b"line one\nline two\n")
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [
         "gafferd: reload\\ngafferd: stopped",
         "gafferd: spawn_error x error=a\\r\\nb",
     ]
-    assert captured.out.splitlines() == [
+    process = Process(1, ProcessTemplate.from_json({"name": "n", "cmd": "true"}), on_exit=print)
+    process.name = "n\x1b[2J"  # what a name could hold if the name rule ever let it through
+    echo = EchoLayout()
+    assert [echo.line(process, "out\n", text) for text in ("line one", "line two")] == [
         "n\\x1b[2J[1] out\\n | line one",
         "n\\x1b[2J[1] out\\n | line two",
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ..helpers import CHILDREN, progress
 from .conftest import (
     TICKER,
     collect,
@@ -81,6 +82,44 @@ def test_start_fails_when_a_process_cannot_start(app):
         stop_process(proc)
     assert code == 1, out.text()
     assert out.has(r"broken\.1 +\| failed to start")
+
+
+def test_start_keeps_children_running_when_its_stdout_is_not_read(tmp_path):
+    """A terminal that stops reading must not stall the children (issue 14 point 4)."""
+    counter = tmp_path / "progress"
+    (tmp_path / "Procfile").write_text(f"web: {PY} {CHILDREN / 'progress.py'} {counter}\n")
+    proc = spawn_script("gaffer", "start", cwd=tmp_path)  # nobody reads its stdout for now
+    try:
+        # 200 blocks of 64 KiB: far more than its stdout pipe, the child's pipe and the ring hold.
+        wait_for(lambda: progress(counter) >= 200, timeout=30)
+        assert proc.poll() is None
+        stalled_at = progress(counter)
+        wait_for(lambda: progress(counter) >= stalled_at + 100, timeout=30)  # and goes on
+        out = collect(proc.stdout)
+        notice = r"^\d\d:\d\d:\d\d web\.1 +\| \[gaffer: \d+ bytes of web\.1 out dropped\]$"
+        wait_for(lambda: out.has(notice), timeout=30)
+        assert proc.poll() is None
+    finally:
+        code = stop_process(proc, signal.SIGINT)
+    assert code == 0, proc.stderr.read()
+    assert out.has(r"system +\| all processes stopped$")
+
+
+def test_start_stops_in_bounded_time_when_its_stdout_is_never_read(tmp_path):
+    """The last lines are given up on, not waited for: Ctrl-C still ends everything."""
+    counter = tmp_path / "progress"
+    (tmp_path / "Procfile").write_text(f"web: {PY} {CHILDREN / 'progress.py'} {counter}\n")
+    proc = spawn_script("gaffer", "start", cwd=tmp_path)
+    try:
+        wait_for(lambda: progress(counter) >= 200, timeout=30)  # the console is stuck by now
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        stop_process(proc)
+    first = proc.stdout.readline()  # the first write was taken by the pipe
+    match = re.fullmatch(r"\d\d:\d\d:\d\d web\.1 +\| started with pid (\d+)\n", first)
+    assert match, first
+    assert not pid_alive(int(match.group(1)))  # stopped, not left behind with the console
 
 
 def test_start_without_procfile_is_bad_usage(tmp_path):
