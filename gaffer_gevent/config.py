@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
+from . import dependencies
 from .auth import ClientSpec, Role, TokenSpec, parse_hash, parse_scope
 from .defaults import BARE_HOST_PORT
 from .errors import ConfigError, GafferError
 from .flapping import BackoffConfig
+from .lifecycle_settings import depends_on_from_ini
 from .limits import (
     DEFAULT_MAX_BUFFER_SIZE,
     DEFAULT_MAX_PROCESSES,
@@ -275,6 +277,8 @@ _PROCESS_CONVERTERS: dict[str, Callable[[str], Any]] = {
     "graceful_timeout": _float, "priority": _int, "flapping": _flapping,
     "buffer_size": _size, "logfile_maxbytes": _size, "logfile_backups": _int,
     "logfile_rotate_daily": _bool,
+    "restart_delay": _float, "max_restart_delay": _float, "restart_jitter": _float,
+    "depends_on": depends_on_from_ini,
 }  # fmt: skip
 #: Template keys the ini writes elsewhere: the name is the section's, env is [env:NAME], and
 #: custom_streams and group have no ini form.
@@ -580,13 +584,16 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
     _apply_env(src, processes)
     limits = _limits(src, gaffer)
     total = 0
+    graph = {}
     for process in processes.values():
         template = _validate(src, process)
+        graph[process.name] = template.depends_on
         try:
             limits.check(template.numprocesses, template.buffer_size, total)
         except GafferError as exc:
             raise src.error(exc.message, process.section, exc.field) from None
         total += template.numprocesses
+    start_order = _start_order(src, processes, graph)
     webhooks, webhook_secrets = _webhooks(src)
     cors = _list(gaffer.get("cors_origins", ""))
     tokens, clients = _credentials(src)
@@ -598,7 +605,7 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         path=path,
         endpoints=_endpoints(src, _list(gaffer.get("http_endpoints", ""))),
         # stable sort: equal priorities keep file order; no priority goes last
-        processes=sorted(processes.values(), key=lambda p: (p.priority is None, p.priority or 0)),
+        processes=start_order,
         webhooks=webhooks,
         webhook_secrets=webhook_secrets,
         cors_origins=None if not cors else ["*"] if "*" in cors else cors,
@@ -617,6 +624,22 @@ def _build(src: _Source, path: str | None) -> DaemonConfig:
         backoff=src.convert("gaffer", gaffer, "backoff", _backoff, BackoffConfig()),
         runtime_dir=_beside(path, gaffer.get("runtime_dir", "").strip()),
     )
+
+
+def _start_order(
+    src: _Source, processes: dict[str, ProcessConfig], graph: dict[str, Any]
+) -> list[ProcessConfig]:
+    """Priority order (stable: equal priorities keep file order; none goes last), then every
+    template moved after what it ``depends_on``; an unknown name or a cycle is refused."""
+    by_priority = sorted(processes.values(), key=lambda p: (p.priority is None, p.priority or 0))
+    try:
+        order = dependencies.start_order({p.name: graph[p.name] for p in by_priority})
+    except GafferError as exc:
+        what = "dependency cycle" if exc.code == "dependency_cycle" else "unknown dependency"
+        name = exc.message.split(" -> ")[0].split(" depends on ")[0]
+        section = processes[name].section if name in processes else ""
+        raise src.error(f"{what}: {exc.message}", section, "depends_on") from None
+    return [processes[name] for name in order]
 
 
 def _limits(src: _Source, gaffer: dict[str, str]) -> ProcessLimits:
