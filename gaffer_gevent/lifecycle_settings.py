@@ -52,7 +52,7 @@ def parse_restart(value: Any) -> RestartPolicy:
     if not isinstance(value, str):
         raise InvalidProcessInfo("restart must be a string", field="restart")
     try:
-        return RestartPolicy(value.strip().lower())
+        return RestartPolicy(value)
     except ValueError:
         shown = printable(value[:40])
         raise BadValue(

@@ -447,6 +447,17 @@ class Manager:
             self._publish_twin("spawn_error", tpl.name, pid=process.pid, error=process.spawn_error)
         return process
 
+    def spawn_one(self, state: TemplateState) -> Process:
+        """One more process of ``state`` beyond its count (a rolling restart's replacement)."""
+        return self._spawn(state)
+
+    def retire(self, state: TemplateState, process: Process, event: str) -> None:
+        """Stop one process of ``state`` without replacing it, announced as ``event``."""
+        if process in state.queue or process.alive:
+            self._detach(process, state)
+            process.stop()
+            self._publish_twin(event, process.name, pid=process.pid, os_pid=process.os_pid)
+
     @staticmethod
     def _attach_output(process: Process, listener: OutputListener) -> None:
         def sink_for(label: str) -> Callable[[Chunk], None]:
