@@ -29,6 +29,7 @@ from . import (
     feed_commands,  # noqa: F401  (registers watch, tail and send)
     option,
     run_command,
+    wait,  # noqa: F401  (registers wait)
 )
 from .commands import COMMANDS, OK, Context, command
 from .connection import CONNECTION_OPTIONS, connect
