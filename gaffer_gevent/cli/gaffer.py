@@ -338,9 +338,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     if len(args.target) != 1:
         raise UsageError("export systemd needs one DIRECTORY")
     directory = args.target[0]
-    units = export_systemd(
-        app.ptypes, app=app.name, concurrency=app.concurrency, env=app.env, cwd=app.root
-    )
+    try:
+        units = export_systemd(
+            app.ptypes, app=app.name, concurrency=app.concurrency, env=app.env, cwd=app.root,
+            settings=_lifecycle_settings(args.settings),
+        )  # fmt: skip
+    except (ValueError, GafferError) as exc:
+        raise UsageError(f"{args.settings}: {getattr(exc, 'message', exc)}") from exc
     try:
         os.makedirs(directory, exist_ok=True)
         for filename, text in units.items():
@@ -351,6 +355,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     for filename in units:
         _say(os.path.join(directory, filename))
     return EXIT_OK
+
+
+def _lifecycle_settings(path: str | None) -> dict[str, Any]:
+    """``export systemd --settings FILE``: JSON, process type -> depends_on, restart, readiness."""
+    if path is None:
+        return {}
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise UsageError(f"{path} must map process types to objects of template keys")
+    return value
 
 
 def _write(text: str, path: str | None) -> int:
@@ -397,6 +417,8 @@ COMMANDS: dict[str, tuple[Handler, tuple[Option, ...]]] = {
         option("format", choices=("ini", "json", "systemd")),
         option("target", nargs="*", default=[], metavar="ARG",
                help="ini: [FILE]; json: NAME [FILE]; systemd: DIRECTORY"),
+        option("--settings", metavar="FILE", help="systemd: JSON of each type's depends_on, "
+               "restart and readiness, as Requires=/After=, Restart= and Type="),
     )),
 }  # fmt: skip
 
