@@ -166,7 +166,7 @@ def lifecycle_status(state: TemplateState) -> dict[str, Any]:
     """``GET /status`` keys present only when they say something: what it waits for, and
     how many pids completed or failed for good (restart = never|on-failure)."""
     extra: dict[str, Any] = {}
-    if state.waiting_for:
+    if state.waiting_for and not state.stopped:
         extra["waiting_for"] = state.waiting_for
     if state.finished:
         states = [p.state for p in state.finished]
