@@ -27,15 +27,20 @@ def expand(key: str, names: Iterable[str]) -> list[str]:
     return [key] if key in names else []
 
 
-def edges(graph: Graph[V]) -> dict[str, list[str]]:
-    """Each template's dependencies as template names; UnknownDependency for a key naming none."""
+def edges(graph: Graph[V], strict: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Each template's dependencies as template names.
+
+    A key naming no template is an UnknownDependency for the templates in ``strict``
+    (None: all of them) and skipped for the others (a dependency deleted since).
+    """
     names = list(graph)
+    checked = set(names if strict is None else strict)
     resolved: dict[str, list[str]] = {}
     for name, depends_on in graph.items():
         targets: list[str] = []
         for key in depends_on:
             found = expand(key, names)
-            if not found:
+            if not found and name in checked:
                 what = "no template in group" if key.endswith(":*") else "no template named"
                 shown = printable(key[:-2] if key.endswith(":*") else key)
                 raise UnknownDependency(
@@ -46,12 +51,13 @@ def edges(graph: Graph[V]) -> dict[str, list[str]]:
     return resolved
 
 
-def start_order(graph: Graph[V]) -> list[str]:
+def start_order(graph: Graph[V], strict: Iterable[str] | None = None) -> list[str]:
     """Every template after its dependencies, otherwise in the graph's order.
 
-    Raises UnknownDependency or DependencyCycle (whose message is the loop).
+    Raises UnknownDependency (for the templates in ``strict``, see ``edges``) or
+    DependencyCycle (whose message is the loop).
     """
-    resolved = edges(graph)
+    resolved = edges(graph, strict)
     order: list[str] = []
     done: set[str] = set()
     on_path: dict[str, int] = {}
@@ -84,9 +90,9 @@ def start_order(graph: Graph[V]) -> list[str]:
     return order
 
 
-def check(graph: Graph[V]) -> None:
-    """UnknownDependency or DependencyCycle if the graph cannot be started."""
-    start_order(graph)
+def check(graph: Graph[V], strict: Iterable[str] | None = None) -> None:
+    """UnknownDependency (for ``strict``) or DependencyCycle if the graph cannot be started."""
+    start_order(graph, strict)
 
 
 def dependents(graph: Graph[V], name: str) -> list[str]:

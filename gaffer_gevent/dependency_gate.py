@@ -61,7 +61,7 @@ class DependencyGate:
         if template.depends_on or any(
             st.template.depends_on for st in self.manager.states.values()
         ):
-            dependencies.check(self.graph(template))
+            dependencies.check(self.graph(template), strict=[template.name])
 
     # -- starting --------------------------------------------------------------
 
@@ -116,8 +116,8 @@ class DependencyGate:
         wanted = [name for name in names if name in self.manager.states]
         graph = self.graph()
         try:
-            order = dependencies.start_order(graph)
-        except GafferError:  # a removed dependency: stop in the order given
+            order = dependencies.start_order(graph, strict=())
+        except GafferError:  # no cycle can be added, but stopping must never fail
             order = list(graph)
         chosen = set(wanted)
         for name in reversed(order):

@@ -174,3 +174,18 @@ def test_group_stop_goes_in_reverse_dependency_order(
     assert client.post("/groups/g/_stop").status_code == 200
     wait_for(lambda: has(events, "proc.g:db.exit"))
     assert first(events, "proc.g:web.exit") < first(events, "proc.g:db.stop")
+
+
+def test_a_deleted_dependency_leaves_its_dependents_waiting_and_others_unaffected(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    assert (
+        client.post("/processes", json={"name": "db", **SLEEPER, "start": False}).status_code == 200
+    )
+    body = {"name": "web", **SLEEPER, "depends_on": {"db": "ready"}}
+    assert client.post("/processes", json=body).status_code == 200
+    assert client.get("/status/web").json()["state"] == "waiting"
+    assert client.delete("/processes/db").status_code == 200
+    # another template can still be created: web's unknown dependency is web's own business
+    assert client.post("/processes", json={"name": "cache", **SLEEPER}).status_code == 200
+    assert client.get("/status/web").json()["state"] == "waiting"

@@ -157,3 +157,11 @@ def test_config_with_an_unknown_dependency_fails() -> None:
 def test_config_refuses_bad_lifecycle_keys(line: str, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         parse_config(f"[process:db]\ncmd = true\n\n[process:web]\ncmd = true\n{line}\n")
+
+
+def test_strict_names_whose_unknown_dependencies_count() -> None:
+    graph = {"web": {"db": "ready"}, "cache": {}}
+    dependencies.check(graph, strict=["cache"])  # web's deleted db is not cache's concern
+    assert dependencies.start_order(graph, strict=()) == ["web", "cache"]
+    with pytest.raises(UnknownDependency):
+        dependencies.check(graph, strict=["web"])
