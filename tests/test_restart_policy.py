@@ -82,7 +82,8 @@ def test_restart_delay_is_applied(manager: Manager) -> None:
 
 
 def test_max_restart_delay_caps_the_backoff(manager: Manager) -> None:
-    add(manager, "capped", cmd="false", restart_delay=0.2, max_restart_delay=0.3, start=False)
+    body = {"name": "capped", "cmd": "false", "restart_delay": 0.2, "max_restart_delay": 0.3}
+    manager.add_template(ProcessTemplate.from_json(body), start=False)
     state = manager.state("capped")
     assert (state.backoff.config.first_delay, state.backoff.config.max_delay) == (0.2, 0.3)
     assert state.backoff.config.delay(5) == 0.3
