@@ -17,7 +17,9 @@ from __future__ import annotations
 import fnmatch
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
+from . import dependencies
 from .address import Address, parse_address
 from .auth import ClientSpec, TokenSpec
 from .config_credentials import parse_credentials
@@ -131,13 +133,16 @@ def _build(src: IniSource, path: str | None) -> DaemonConfig:
     apply_env(src, processes)
     limits = _limits(src, gaffer)
     total = 0
+    graph = {}
     for process in processes.values():
         template = validate_process(src, process)
+        graph[process.name] = template.depends_on
         try:
             limits.check(template.numprocesses, template.buffer_size, total)
         except GafferError as exc:
             raise src.error(exc.message, process.section, exc.field) from None
         total += template.numprocesses
+    start_order = _start_order(src, processes, graph)
     webhooks, webhook_secrets = parse_webhooks(src)
     cors = as_list(gaffer.get("cors_origins", ""))
     tokens, clients = parse_credentials(src)
@@ -148,8 +153,7 @@ def _build(src: IniSource, path: str | None) -> DaemonConfig:
     return DaemonConfig(
         path=path,
         endpoints=parse_endpoints(src, as_list(gaffer.get("http_endpoints", ""))),
-        # stable sort: equal priorities keep file order; no priority goes last
-        processes=sorted(processes.values(), key=lambda p: (p.priority is None, p.priority or 0)),
+        processes=start_order,
         webhooks=webhooks,
         webhook_secrets=webhook_secrets,
         cors_origins=None if not cors else ["*"] if "*" in cors else cors,
@@ -170,6 +174,22 @@ def _build(src: IniSource, path: str | None) -> DaemonConfig:
         backoff=src.convert("gaffer", gaffer, "backoff", as_backoff, BackoffConfig()),
         runtime_dir=_beside(path, gaffer.get("runtime_dir", "").strip()),
     )
+
+
+def _start_order(
+    src: IniSource, processes: dict[str, ProcessConfig], graph: dict[str, Any]
+) -> list[ProcessConfig]:
+    """Priority order (stable: equal priorities keep file order; none goes last), then every
+    template moved after what it ``depends_on``; an unknown name or a cycle is refused."""
+    by_priority = sorted(processes.values(), key=lambda p: (p.priority is None, p.priority or 0))
+    try:
+        order = dependencies.start_order({p.name: graph[p.name] for p in by_priority})
+    except GafferError as exc:
+        what = "dependency cycle" if exc.code == "dependency_cycle" else "unknown dependency"
+        name = exc.message.split(" -> ")[0].split(" depends on ")[0]
+        section = processes[name].section if name in processes else ""
+        raise src.error(f"{what}: {exc.message}", section, "depends_on") from None
+    return [processes[name] for name in order]
 
 
 def _limits(src: IniSource, gaffer: dict[str, str]) -> ProcessLimits:

@@ -17,6 +17,7 @@ from typing import Any
 from .errors import GafferError
 from .ini_source import IniSource
 from .ini_values import as_bool, as_flapping, as_float, as_int, as_labels, as_size, as_user
+from .lifecycle_settings import depends_on_from_ini
 from .template import KNOWN_KEYS, ProcessTemplate
 
 
@@ -34,6 +35,7 @@ class ProcessConfig:
 #: keys added side by side merge cleanly); any other template key is read as text.
 PROCESS_CONVERTERS: dict[str, Callable[[str], Any]] = {
     "buffer_size": as_size,
+    "depends_on": depends_on_from_ini,
     "detach": as_bool,
     "flapping": as_flapping,
     "gid": as_user,
@@ -41,11 +43,14 @@ PROCESS_CONVERTERS: dict[str, Callable[[str], Any]] = {
     "logfile_backups": as_int,
     "logfile_maxbytes": as_size,
     "logfile_rotate_daily": as_bool,
+    "max_restart_delay": as_float,
     "numprocesses": as_int,
     "os_env": as_bool,
     "priority": as_int,
     "redirect_input": as_bool,
     "redirect_output": as_labels,
+    "restart_delay": as_float,
+    "restart_jitter": as_float,
     "shell": as_bool,
     "start": as_bool,
     "uid": as_user,

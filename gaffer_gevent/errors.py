@@ -99,6 +99,18 @@ class TooManyFailures(GafferError):
     status, code = 429, "too_many_failures"
 
 
+class DependencyCycle(GafferError):
+    """``depends_on`` would make templates wait for each other forever; the reason is the loop."""
+
+    status, code = 400, "dependency_cycle"
+
+
+class UnknownDependency(GafferError):
+    """``depends_on`` names a template (or a ``group:*`` with no template) that does not exist."""
+
+    status, code = 400, "unknown_dependency"
+
+
 class MethodNotAllowed(GafferError):
     status, code = 405, "method_not_allowed"
 

@@ -29,14 +29,18 @@ EventFilter = Callable[[str, dict[str, Any]], bool]
 #: Manager-level event names (spec 6.1); ``proc.<name>.<event>`` twins exist for some.
 #: Ours: ``spawn_error``; ``backoff`` (a respawn waits ``delay`` s), ``failed`` (gave up on a
 #: crash loop), ``reload_conflict`` (a SIGHUP left an HTTP-created template in place),
-#: ``orphans`` (what a crashed manager left was stopped).
+#: ``orphans`` (what a crashed manager left was stopped); issue 15: ``waiting`` (depends_on
+#: does not hold yet), ``ready``, ``completed``/``failed`` (a pid of restart = never|on-failure
+#: exited for good), ``rollout_done``/``rollout_aborted`` (a rolling restart ended).
 MANAGER_EVENTS = (
     "create", "start", "stop", "update", "delete", "spawn", "reap", "exit", "stop_pid", "flap",
     "spawn_error", "backoff", "failed", "reload_conflict", "orphans",
+    "waiting", "ready", "completed", "rollout_done", "rollout_aborted",
 )  # fmt: skip
 #: Events that also have a per-template ``proc.<name>.<event>`` twin.
 PROC_EVENTS = (
     "start", "stop", "spawn", "reap", "exit", "stop_pid", "spawn_error", "backoff", "failed",
+    "waiting", "ready", "completed", "rollout_done", "rollout_aborted",
 )  # fmt: skip
 
 

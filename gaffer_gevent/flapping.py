@@ -19,7 +19,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .flapping_settings import FlappingConfig
 
@@ -97,6 +97,28 @@ class BackoffConfig:
             raise ValueError(f"give up after 0 (never) to {MAX_GIVE_UP} failures")
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be from 0 to below 1")
+
+    def with_overrides(
+        self,
+        first_delay: float | None = None,
+        max_delay: float | None = None,
+        jitter: float | None = None,
+    ) -> BackoffConfig:
+        """This config with a template's ``restart_delay``/``max_restart_delay``/``restart_jitter``.
+
+        A first delay above the inherited maximum raises that maximum with it.
+        """
+        first = self.first_delay if first_delay is None else first_delay
+        if first_delay is None and max_delay is not None:
+            first = min(first, max_delay)
+        if max_delay is None:
+            max_delay = max(first, self.max_delay)
+        return replace(
+            self,
+            first_delay=first,
+            max_delay=max_delay,
+            jitter=self.jitter if jitter is None else jitter,
+        )
 
     def delay(self, failures: int) -> float:
         """The delay after the ``failures``-th quick failure in a row, before jitter."""

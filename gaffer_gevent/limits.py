@@ -52,6 +52,13 @@ MIN_BUFFER_SIZE = 1024
 #: Largest ``logfile_maxbytes`` (1 TiB) and ``logfile_backups``.
 MAX_LOGFILE_BYTES = 2**40
 MAX_LOGFILE_BACKUPS = 1000
+#: Most entries in a template's ``depends_on``.
+MAX_DEPENDENCIES = 64
+#: Largest ``restart_delay``/``max_restart_delay``, in seconds (a day, like the backoff's).
+MAX_RESTART_DELAY = 86400.0
+#: Most pids a rolling restart replaces at once, and its longest ``ready_timeout`` (an hour).
+MAX_UNAVAILABLE = 1024
+MAX_READY_TIMEOUT = 3600.0
 #: Any other integer a client sends (numprocesses before the manager's own limit, pids in
 #: URLs, ``since``, ``tail``...) has at most this many ASCII digits.
 MAX_INT_DIGITS = 18

@@ -28,11 +28,12 @@ from typing import Any
 
 import gevent
 
+from .dependency_gate import DependencyGate, lifecycle_status
 from .errors import Conflict, NotFound
 from .events import EventBus
 from .flapping import Backoff, BackoffConfig, FlappingPolicy, Verdict
 from .limits import ProcessLimits, check_name
-from .process import DEFAULT_STDIN_QUEUE, SPAWN_FAILED, Process
+from .process import DEFAULT_STDIN_QUEUE, SPAWN_FAILED, Process, ProcessState
 from .signals import parse_signal
 from .streams import DEFAULT_BUFFER_SIZE
 from .template import ProcessTemplate
@@ -61,6 +62,8 @@ class RunState(enum.Enum):
     BACKOFF = "backoff"  # a respawn (or flapping retry) waits for its delay
     FAILED = "failed"  # given up after a crash loop: stopped until start/restart/update
     STOPPED = "stopped"  # nothing runs and nothing is due
+    WAITING = "waiting"  # its depends_on conditions do not hold yet: nothing spawned
+    COMPLETED = "completed"  # restart = never|on-failure: every slot exited 0, none refilled
 
 
 @dataclass(eq=False)
@@ -86,6 +89,13 @@ class TemplateState:
     inherited: deque[int] = field(default_factory=deque)
     #: When the pending respawn or flapping retry is due (the manager's clock).
     retry_at: float | None = None
+    #: Pids of a ``restart = never|on-failure`` template that exited for good (COMPLETED or
+    #: FAILED): listed, and their slots not refilled until a start, restart or update.
+    finished: list[Process] = field(default_factory=list)
+    #: The depends_on conditions its first spawn waits for (None: not waiting).
+    waiting_for: dict[str, str] | None = None
+    #: A rolling restart in progress (rolling.py); reconcile leaves the template to it.
+    rollout: gevent.Greenlet[Any] | None = None
 
     def __post_init__(self) -> None:
         self.reset_flapping()
@@ -96,16 +106,17 @@ class TemplateState:
         self.backoff.reset()
         self.failed = False
         self.inherited.clear()
+        self.finished.clear()
 
     def reset_flapping(self) -> None:
         cfg = self.template.flapping
         self.flapping = None if cfg is None else FlappingPolicy(cfg)
 
     def cancel_timers(self) -> None:
-        for timer in (self.retry_timer, self.respawn_timer, self.spawner):
+        for timer in (self.retry_timer, self.respawn_timer, self.spawner, self.rollout):
             if timer is not None and timer is not gevent.getcurrent():
                 timer.kill(block=False)
-        self.retry_timer = self.respawn_timer = self.spawner = None
+        self.retry_timer = self.respawn_timer = self.spawner = self.rollout = None
         self.retry_at = None
 
     @property
@@ -115,7 +126,8 @@ class TemplateState:
     @property
     def missing(self) -> int:
         """How many processes to spawn: the new ones count, those a restart replaces do not."""
-        return self.template.numprocesses - (len(self.queue) - len(self.outgoing))
+        running = len(self.queue) - len(self.outgoing)
+        return self.template.numprocesses - running - len(self.finished)
 
 
 class Manager:
@@ -146,6 +158,8 @@ class Manager:
         self.spawn_hooks: list[Callable[[Process], None]] = []
         self._last_pid = 0
         self.started_at = time.time()
+        #: Holds first spawns until depends_on holds; stops in reverse dependency order.
+        self.gate = DependencyGate(self)
 
     # -- lookups ------------------------------------------------------------
 
@@ -174,7 +188,9 @@ class Manager:
         return self.running.get(pid) or self.stopping.get(pid)
 
     def pids(self, name: str) -> list[int]:
-        return [p.pid for p in self.state(name).queue]
+        """Running pids, then those that completed or failed for good (restart != always)."""
+        state = self.state(name)
+        return [p.pid for p in state.queue] + [p.pid for p in state.finished]
 
     def status(self, name: str) -> dict[str, Any]:
         """gaffer 0.4's three keys, then ours: the run state, restarts, quick failures in a
@@ -193,6 +209,7 @@ class Manager:
             "restarts": state.restarts,
             "failures": state.backoff.failures_now(youngest),
             "retry_in": retry_in,
+            **lifecycle_status(state),
         }
 
     @staticmethod
@@ -201,7 +218,14 @@ class Manager:
             return RunState.FAILED
         if state.respawn_pending or (state.retry_timer is not None and not state.retry_timer.dead):
             return RunState.BACKOFF
-        return RunState.RUNNING if state.queue else RunState.STOPPED
+        if state.queue:
+            return RunState.RUNNING
+        if state.waiting_for and not state.stopped:
+            return RunState.WAITING
+        if state.finished:
+            done = all(p.state is ProcessState.COMPLETED for p in state.finished)
+            return RunState.COMPLETED if done else RunState.FAILED
+        return RunState.STOPPED
 
     def group(self, group: str) -> list[str]:
         try:
@@ -216,7 +240,8 @@ class Manager:
         if template.name in self.states:
             raise Conflict(f"template {template.name!r} exists")
         self._check_limits(template, template.numprocesses)
-        state = TemplateState(template, backoff=Backoff(self.backoff, self.clock))
+        self.gate.check(template)
+        state = TemplateState(template, backoff=Backoff(self._backoff_of(template), self.clock))
         self.states[template.name] = state
         if template.group:
             self.groups.setdefault(template.group, []).append(template.name)
@@ -229,8 +254,10 @@ class Manager:
         """PUT semantics (spec 4.5 [R]): stop, replace, then start afresh."""
         state = self.state(template.name)
         self._check_limits(template, template.numprocesses)
+        self.gate.check(template)
         self._stop(state)
         state.template = template
+        state.backoff.config = self._backoff_of(template)
         state.reset_policies()
         state.restarts = 0
         self.bus.publish("update", name=template.name)
@@ -243,6 +270,7 @@ class Manager:
         state = self.state(name)
         self._stop(state)
         del self.states[name]
+        self.gate.forget(name)
         group = state.template.group
         if group and name in self.groups.get(group, []):
             self.groups[group].remove(name)
@@ -252,7 +280,13 @@ class Manager:
         """New backoff settings for every template (a reload); the counts so far are kept."""
         self.backoff = config
         for state in self.states.values():
-            state.backoff.config = config
+            state.backoff.config = self._backoff_of(state.template)
+
+    def _backoff_of(self, template: ProcessTemplate) -> BackoffConfig:
+        """gafferd's backoff with the template's restart_delay, max_restart_delay and jitter."""
+        return self.backoff.with_overrides(
+            template.restart_delay, template.max_restart_delay, template.restart_jitter
+        )
 
     # -- template actions ---------------------------------------------------
 
@@ -317,6 +351,9 @@ class Manager:
     # -- groups -------------------------------------------------------------
 
     def group_action(self, group: str, action: str) -> None:
+        if action == "stop":  # dependents first, each dependency once they are gone
+            self.gate.stop_group_later(self.group(group))
+            return
         do = {
             "start": self.start_template,
             "stop": self.stop_template,
@@ -341,8 +378,10 @@ class Manager:
         """
         if state.stopped or self.states.get(state.template.name) is not state:
             return
-        if state.spawner is not None:
+        if state.spawner is not None or state.rollout is not None:
             return  # it reconciles when it is done
+        if not self.gate.admits(state):
+            return  # waiting for depends_on: the gate reconciles once it holds
         if state.respawn_pending:
             self._reap(state)  # a scale-down still applies; spawns wait for the backoff
             return
@@ -402,8 +441,19 @@ class Manager:
             self._publish_twin("spawn_error", tpl.name, pid=process.pid, error=process.spawn_error)
         return process
 
+    def spawn_one(self, state: TemplateState) -> Process:
+        """One more process of ``state`` beyond its count (a rolling restart's replacement)."""
+        return self._spawn(state)
+
+    def retire(self, state: TemplateState, process: Process, event: str) -> None:
+        """Stop one process of ``state`` without replacing it, announced as ``event``."""
+        if process in state.queue or process.alive:
+            self._detach(process, state)
+            process.stop()
+            self._publish_twin(event, process.name, pid=process.pid, os_pid=process.os_pid)
+
     def _reap(self, state: TemplateState) -> None:
-        while len(state.queue) > state.template.numprocesses:
+        while state.queue and len(state.queue) + len(state.finished) > state.template.numprocesses:
             process = state.queue[0]
             self._detach(process, state)
             process.stop()
@@ -413,6 +463,10 @@ class Manager:
         """A fresh set of numprocesses; the current ones are reaped once it runs."""
         state.outgoing = set(state.queue)
         self.reconcile(state)
+
+    def stop_state(self, state: TemplateState) -> None:
+        """Graceful stop of one template (the dependency gate stops them in order)."""
+        self._stop(state)
 
     def _stop(self, state: TemplateState) -> None:
         """Graceful stop of a template by name (spec 8.3); a no-op when already stopped."""
@@ -457,8 +511,20 @@ class Manager:
             return
         if process.stop_requested:
             self.reconcile(state)
+        elif not state.template.restart.respawns(status.exit_status, status.term_signal):
+            self._finished(state, process, status.exit_status == 0 and not status.term_signal)
         else:
             self._crashed(state, process)
+
+    def _finished(self, state: TemplateState, process: Process, success: bool) -> None:
+        """restart = never|on-failure: the pid stays listed, COMPLETED or FAILED, not refilled."""
+        process.state = ProcessState.COMPLETED if success else ProcessState.FAILED
+        state.finished.append(process)
+        status = process.exit_status or SPAWN_FAILED
+        self._publish_twin(
+            process.state.value, process.name, pid=process.pid, os_pid=process.os_pid,
+            exit_status=status.exit_status, term_signal=status.term_signal,
+        )  # fmt: skip
 
     def _crashed(self, state: TemplateState, process: Process) -> None:
         """An exit gaffer did not ask for: respawn after the backoff, flap, or give up."""
@@ -532,14 +598,13 @@ class Manager:
     # -- shutdown -----------------------------------------------------------
 
     def stop_all(self, timeout: float | None = None) -> bool:
-        """Stop every template gracefully and wait for every child to be gone."""
-        for state in list(self.states.values()):
-            self._stop(state)
+        """Stop every template gracefully (dependents first) and wait for every child to go."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.gate.stop_in_order(list(self.states), deadline)
         for process in list(self.running.values()):
             self.running.pop(process.pid, None)
             process.stop()
             self.stopping[process.pid] = process
-        deadline = None if timeout is None else time.monotonic() + timeout
         for process in list(self.stopping.values()):
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not process.wait(remaining):
@@ -553,7 +618,9 @@ class Manager:
 
     # -- events -------------------------------------------------------------
 
-    def _publish_twin(self, event: str, name: str, **fields: Any) -> None:
+    def publish_twin(self, event: str, name: str, **fields: Any) -> None:
         """Publish the global event, then its ``proc.<name>.<event>`` twin."""
         self.bus.publish(event, name=name, **fields)
         self.bus.publish(f"proc.{name}.{event}", name=name, **fields)
+
+    _publish_twin = publish_twin

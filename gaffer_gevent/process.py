@@ -73,6 +73,10 @@ class ProcessState(enum.Enum):
     FAILED = "failed"
 
 
+#: States of a pid whose child has exited (the last two: restart = never|on-failure).
+_GONE = frozenset({ProcessState.EXITED, ProcessState.COMPLETED, ProcessState.FAILED})
+
+
 class Process:
     """One spawned child of a template; ``pid`` is ours, ``os_pid`` the kernel's."""
 
@@ -189,7 +193,7 @@ class Process:
 
     @property
     def alive(self) -> bool:
-        return self.state is not ProcessState.EXITED
+        return self.state not in _GONE
 
     def send_signal(self, sig: int) -> None:
         """Signal the child (the leader only, as gaffer does)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .limits import ascii_int
+from .systemd_lifecycle import Settings, unit_lines
 
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_]+):\s*(.+)$")
 SCALE_OP = re.compile(r"^([A-Za-z0-9_]+)([=+-])([0-9]{1,18})$")
@@ -200,32 +201,40 @@ def export_systemd(
     concurrency: Mapping[str, int],
     env: Mapping[str, str],
     cwd: str,
+    settings: Settings | None = None,
 ) -> dict[str, str]:
     """Unit files by file name: one template unit per process type, plus ``<app>.target``.
 
     Each type becomes ``<app>-<name>@.service``; the target wants instances
     1..N of each (N from the concurrency), so ``systemctl start <app>.target``
     runs the whole app. ``$VAR`` in arguments is left for systemd to expand
-    from ``Environment=``, like gaffer substitutes it from the env.
+    from ``Environment=``, like gaffer substitutes it from the env. ``settings`` gives
+    a type's lifecycle keys (depends_on, restart, readiness): see systemd_lifecycle.
     """
+    ptypes = list(ptypes)
+    types = [ptype.name for ptype in ptypes]
     units: dict[str, str] = {}
     wants: list[str] = []
     environment = [f"Environment={_systemd_escape(f'{k}={v}')}" for k, v in env.items()]
     for ptype in ptypes:
         unit = f"{app}-{ptype.name}@.service"
         exec_start = " ".join(_systemd_escape(word) for word in (ptype.cmd, *ptype.args))
+        ordering, service = unit_lines(
+            ptype.name, app=app, settings=settings or {}, concurrency=concurrency, types=types
+        )
         units[unit] = "\n".join(
             [
                 "[Unit]",
                 f"Description={app} {ptype.name} %i",
                 f"PartOf={app}.target",
+                *ordering,
                 "",
                 "[Service]",
-                "Type=simple",
+                service[0],
                 f"WorkingDirectory={cwd.replace('%', '%%')}",
                 *environment,
                 f"ExecStart=/usr/bin/env {exec_start}",
-                "Restart=always",
+                *service[1:],
                 "KillMode=mixed",
                 "TimeoutStopSec=10",
                 "",

@@ -21,6 +21,14 @@ from typing import Any
 from . import limits
 from .errors import BadValue, InvalidProcessInfo
 from .flapping_settings import FlappingConfig as FlappingConfig  # its old home, still importable
+from .lifecycle_settings import (
+    Condition,
+    RestartPolicy,
+    parse_delay,
+    parse_depends_on,
+    parse_jitter,
+    parse_restart,
+)  # fmt: skip
 from .limits import (
     ascii_digits,
     ascii_int,
@@ -130,6 +138,7 @@ KNOWN_KEYS = frozenset(
         "flapping", "priority", "custom_streams", "group", "buffer_size",
         "stdout_logfile", "stderr_logfile", "logfile_maxbytes", "logfile_backups",
         "logfile_rotate_daily",
+        "restart", "restart_delay", "max_restart_delay", "restart_jitter", "depends_on",
     }
 )  # fmt: skip
 
@@ -161,6 +170,13 @@ class ProcessTemplate:
     logfile_maxbytes: int = 50 * 1024 * 1024
     logfile_backups: int = 10
     logfile_rotate_daily: bool = False
+    #: Lifecycle (lifecycle_settings.py): which exits respawn, the backoff overrides (None:
+    #: gafferd's [gaffer] backoff), and what must hold before the first spawn.
+    restart: RestartPolicy = RestartPolicy.ALWAYS
+    restart_delay: float | None = None
+    max_restart_delay: float | None = None
+    restart_jitter: float | None = None
+    depends_on: dict[str, Condition] = field(default_factory=dict)
 
     @property
     def group(self) -> str | None:
@@ -242,6 +258,13 @@ class ProcessTemplate:
             s, "logfile_backups", self.logfile_backups, maximum=limits.MAX_LOGFILE_BACKUPS
         )
         self.logfile_rotate_daily = _bool(s, "logfile_rotate_daily", False)
+        self.restart = parse_restart(s.get("restart"))
+        self.restart_delay = parse_delay(s, "restart_delay")
+        self.max_restart_delay = parse_delay(s, "max_restart_delay")
+        if (self.restart_delay or 0) > (self.max_restart_delay or limits.MAX_RESTART_DELAY):
+            raise BadValue("restart_delay must be <= max_restart_delay", field="restart_delay")
+        self.restart_jitter = parse_jitter(s)
+        self.depends_on = parse_depends_on(s.get("depends_on"))
 
     def _args(self, args: Any) -> list[str] | None:
         if isinstance(args, str):

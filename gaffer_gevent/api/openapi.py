@@ -14,7 +14,15 @@ import re
 from typing import Any
 
 from ..errors import GafferError
-from ..limits import MAX_INT_DIGITS, MAX_NAME_LENGTH, MAX_TEMPLATE_BODY, MAX_TIMEOUT, ProcessLimits
+from ..limits import (
+    MAX_INT_DIGITS,
+    MAX_NAME_LENGTH,
+    MAX_READY_TIMEOUT,
+    MAX_TEMPLATE_BODY,
+    MAX_TIMEOUT,
+    MAX_UNAVAILABLE,
+    ProcessLimits,
+)  # fmt: skip
 from .extension import DEFAULT_STDIN_MAX_BODY
 from .rules import COUNT, LABEL, NAME, PID, SEGMENT, URL_INT, Schema, template_schema
 
@@ -31,14 +39,15 @@ ENDPOINTS: list[tuple[str, str, str, list[str], str | None, list[str]]] = [
     ("get", "/processes", "Template names, or running pids with running=true", ["running"],
      None, []),
     ("post", "/processes", "Create a template (and start it unless start=false)", [], "template",
-     ["invalid_json", "invalid_process_info", "bad_value", "conflict", "payload_too_large"]),
+     ["invalid_json", "invalid_process_info", "bad_value", "conflict", "payload_too_large",
+      "dependency_cycle", "unknown_dependency"]),
     ("head", "/processes/{name}", "Does the template (or pid, if digits) exist", [], None,
      ["not_found"]),
     ("get", "/processes/{name}", "Template settings (of the pid's template, if digits)", [], None,
      ["not_found", "bad_value"]),
     ("put", "/processes/{name}", "Replace a template's settings and restart it", [], "update",
      ["invalid_json", "invalid_process_info", "bad_value", "not_found", "payload_too_large",
-      "method_not_allowed"]),
+      "method_not_allowed", "dependency_cycle", "unknown_dependency"]),
     ("delete", "/processes/{name}", "Stop and remove a template (or stop one pid, if digits)",
      [], None, ["not_found", "bad_value"]),
     ("get", "/processes/{name}/{action}",
@@ -47,7 +56,8 @@ ENDPOINTS: list[tuple[str, str, str, list[str], str | None, list[str]]] = [
      ["not_found", "resource_not_found", "io_not_found", "bad_value", "method_not_allowed"]),
     ("post", "/processes/{name}/{action}",
      "_start, _stop, _restart, _add, _sub, _signal, _rotate on a template; _stop, _signal on a pid",
-     [], None, ["not_found", "resource_not_found", "bad_value", "no_signal_number"]),
+     ["rolling", "max_unavailable", "ready_timeout"], None,
+     ["not_found", "resource_not_found", "bad_value", "no_signal_number", "conflict"]),
     ("get", "/processes/{name}/{action}/{arg}", "_logs/<label>; _pids (the argument is ignored)",
      ["label", "tail"], None,
      ["not_found", "resource_not_found", "io_not_found", "bad_value", "method_not_allowed"]),
@@ -168,6 +178,14 @@ QUERY_PARAMS: dict[str, tuple[Schema, str]] = {
                  "skip (default: jump ahead, report a gap) or close, for a consumer left behind"),
     "label": (LABEL, "_logs: the label (or stdout / stderr) whose log file to read; default "
                      "stdout"),
+    "rolling": ({"enum": ["1", "true", "0", "false"]},
+                "_restart: 1 or true replaces the pids a few at a time, each old one stopped "
+                "once its replacement is ready (409 while one runs)"),
+    "max_unavailable": ({"type": "integer", "minimum": 1, "maximum": MAX_UNAVAILABLE},
+                        "_restart?rolling=1: pids replaced at once (default 1)"),
+    "ready_timeout": ({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_READY_TIMEOUT},
+                      "_restart?rolling=1: seconds a replacement has to get ready, else the roll "
+                      "aborts (default 30)"),
 }  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from ..errors import BadValue, MethodNotAllowed, NoSignalNumber, ResourceNotFound
+from ..rolling import RollSettings, start_rolling
 from ..template import ProcessTemplate
 from .extension import manager
 from .guard import visible
@@ -96,7 +97,11 @@ def action(segment: str, action: str, arg: str | None = None) -> Response:
     elif action == "_stop":
         mgr.stop_template(segment)
     elif action == "_restart":
-        mgr.restart_template(segment)
+        rolling = RollSettings.from_query(request.args)
+        if rolling is None:
+            mgr.restart_template(segment)
+        else:
+            start_rolling(mgr, segment, rolling)
     elif action in ("_add", "_sub"):
         n = 1 if arg is None else parse_int(arg, "n")
         if n < 0:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..limits import (
     MAX_ARGS,
+    MAX_DEPENDENCIES,
     MAX_ENV,
     MAX_FLAPPING_COUNT,
     MAX_ID,
@@ -23,6 +24,7 @@ from ..limits import (
     MAX_NAME_LENGTH,
     MAX_PATH_LENGTH,
     MAX_PRIORITY,
+    MAX_RESTART_DELAY,
     MAX_STRING_LENGTH,
     MAX_TIMEOUT,
     MAX_USER_NAME_LENGTH,
@@ -110,6 +112,22 @@ def template_schema(limits: ProcessLimits, *, named: bool = True) -> Schema:
         "stdout_logfile": logfile, "stderr_logfile": logfile,
         "logfile_maxbytes": integer(0, MAX_LOGFILE_BYTES),
         "logfile_backups": integer(0, MAX_LOGFILE_BACKUPS),
+        **lifecycle_properties(),
     }  # fmt: skip
     return {"type": "object", "required": ["name", "cmd"] if named else ["cmd"],
             "additionalProperties": False, "properties": properties}  # fmt: skip
+
+
+def lifecycle_properties() -> Schema:
+    """``restart``, its backoff overrides and ``depends_on`` (lifecycle_settings.py)."""
+    delay = {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_RESTART_DELAY}
+    conditions = {"enum": ["started", "ready", "completed"]}
+    return {
+        "restart": {"enum": ["always", "on-failure", "never", None]},
+        "restart_delay": delay, "max_restart_delay": delay,
+        "restart_jitter": {"type": ["number", "null"], "minimum": 0, "exclusiveMaximum": 1},
+        "depends_on": {"type": ["object", "null"], "maxProperties": MAX_DEPENDENCIES,
+                       "propertyNames": {**NAME, "maxLength": MAX_NAME_LENGTH + 2},
+                       "additionalProperties": conditions,
+                       "description": "template name or GROUP:* -> started, ready or completed"},
+    }  # fmt: skip

@@ -12,6 +12,7 @@ import argparse
 import os
 import subprocess
 import sys
+from typing import Any
 
 from ..errors import GafferError
 from ..limits import DEFAULT_MAX_PROCESSES, ascii_digits, ascii_int
@@ -100,9 +101,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     if len(args.target) != 1:
         raise UsageError("export systemd needs one DIRECTORY")
     directory = args.target[0]
-    units = export_systemd(
-        app.ptypes, app=app.name, concurrency=app.concurrency, env=app.env, cwd=app.root
-    )
+    try:
+        units = export_systemd(
+            app.ptypes, app=app.name, concurrency=app.concurrency, env=app.env, cwd=app.root,
+            settings=_lifecycle_settings(args.settings),
+        )  # fmt: skip
+    except (ValueError, GafferError) as exc:
+        raise UsageError(f"{args.settings}: {getattr(exc, 'message', exc)}") from exc
     try:
         os.makedirs(directory, exist_ok=True)
         for filename, text in units.items():
@@ -113,6 +118,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     for filename in units:
         say(os.path.join(directory, filename))
     return EXIT_OK
+
+
+def _lifecycle_settings(path: str | None) -> dict[str, Any]:
+    """``export systemd --settings FILE``: JSON, process type -> depends_on, restart, readiness."""
+    if path is None:
+        return {}
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise UsageError(f"{path} must map process types to objects of template keys")
+    return value
 
 
 def _write(text: str, path: str | None) -> int:

@@ -56,6 +56,8 @@ COMMANDS = (
         option("format", choices=("ini", "json", "systemd")),
         option("target", nargs="*", default=[], metavar="ARG",
                help="ini: [FILE]; json: NAME [FILE]; systemd: DIRECTORY"),
+        option("--settings", metavar="FILE", help="systemd: JSON of each type's depends_on, "
+               "restart and readiness, as Requires=/After=, Restart= and Type="),
     )),
 )  # fmt: skip
 

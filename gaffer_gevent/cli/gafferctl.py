@@ -109,6 +109,12 @@ COMMANDS = (
         option("data", nargs="?", help="text to send; without it, stdin is sent as-is"),
         option("-n", "--no-newline", action="store_true", help="do not add a newline after DATA"),
     )),
+    # deploy scripts
+    Command("wait", "wait:wait", (
+        NAME,
+        option("--ready", action="store_true", help="until every pid is ready (the default)"),
+        option("--exited", action="store_true", help="until no pid runs (stopped, completed)"),
+    )),
     # the live view
     Command("top", "commands.top:top", ends_with_ctrl_c=True),
     # gafferd itself

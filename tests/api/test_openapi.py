@@ -41,6 +41,8 @@ SPEC_ERRORS = {
     "bad_value": 400, "no_signal_number": 400, "conflict": 409, "forbidden_write": 403,
     "payload_too_large": 413, "stdin_full": 503, "method_not_allowed": 405,
     "bad_request": 400,
+    # issue 15: depends_on refused at POST/PUT /processes
+    "dependency_cycle": 400, "unknown_dependency": 400,
     # the guard's (security): any route but /ping and /health
     "unauthorized": 401, "forbidden": 403, "forbidden_origin": 403, "misdirected_request": 421,
     "too_many_failures": 429,

@@ -1,0 +1,140 @@
+"""Rolling restarts with real children: always enough ready pids, and a clean abort.
+
+Until the health checks land, a pid is ready when it runs. A spawn hook holds
+the replacements back instead (``process.ready = False``, what ``is_ready``
+reads): ready after a delay, publishing ``proc.<name>.ready`` as the checks
+will, or never, for the abort.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gevent
+import httpx
+import pytest
+
+from gaffer_gevent.dependency_gate import is_ready
+from gaffer_gevent.manager import Manager
+from gaffer_gevent.process import Process
+from tests.api.support import SLEEPER, error
+from tests.conftest import LiveServer
+from tests.helpers import wait_for
+
+POLL = 0.02
+
+
+def hold_new_pids(manager: Manager, name: str, after: float | None) -> None:
+    """Pids spawned from now on get ready ``after`` seconds after their spawn (None: never)."""
+
+    def make_ready(process: Process) -> None:
+        process.ready = True  # type: ignore[attr-defined]
+        manager.publish_twin("ready", name, pid=process.pid)
+
+    def hook(process: Process) -> None:
+        if process.name == name:
+            process.ready = False  # type: ignore[attr-defined]
+            if after is not None:
+                gevent.spawn_later(after, make_ready, process)
+
+    manager.spawn_hooks.append(hook)
+
+
+def ready_count(manager: Manager, name: str) -> int:
+    return sum(1 for p in manager.state(name).queue if p.alive and is_ready(p))
+
+
+def record(manager: Manager) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    manager.bus.subscribe("proc", lambda event, payload: events.append(payload))
+    return events
+
+
+def start_four(client: httpx.Client, manager: Manager) -> list[int]:
+    r = client.post("/processes", json={"name": "web", **SLEEPER, "numprocesses": 4})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: ready_count(manager, "web") == 4)
+    return manager.pids("web")
+
+
+def test_rolling_restart_keeps_three_ready_at_every_moment(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    manager = server.manager
+    events = record(manager)
+    old = start_four(client, manager)
+    hold_new_pids(manager, "web", after=0.15)
+    lowest = [4]
+
+    def poll() -> None:
+        while True:
+            lowest[0] = min(lowest[0], ready_count(manager, "web"))
+            gevent.sleep(POLL)
+
+    poller = gevent.spawn(poll)
+    try:
+        r = client.post("/processes/web/_restart", params={"rolling": 1, "max_unavailable": 1,
+                                                           "ready_timeout": 5})  # fmt: skip
+        assert r.status_code == 200, r.text
+        # a second roll while this one runs is refused
+        error(client.post("/processes/web/_restart?rolling=1"), 409, "conflict")
+        wait_for(lambda: any(e["event"] == "proc.web.rollout_done" for e in events), timeout=10)
+    finally:
+        poller.kill()
+    assert lowest[0] >= 3
+    new = manager.pids("web")
+    assert len(new) == 4 and not set(new) & set(old)
+    wait_for(lambda: ready_count(manager, "web") == 4)
+    # each old pid was reaped only after a replacement was ready
+    order = [(e["event"], e.get("pid")) for e in events]
+    for index, pid in enumerate(old):
+        ready_at = order.index(("proc.web.ready", new[index]))
+        assert order.index(("proc.web.reap", pid)) > ready_at
+
+
+def test_a_replacement_never_ready_aborts_the_roll(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    manager = server.manager
+    events = record(manager)
+    old = start_four(client, manager)
+    hold_new_pids(manager, "web", after=None)
+    r = client.post("/processes/web/_restart?rolling=1&max_unavailable=2&ready_timeout=0.3")
+    assert r.status_code == 200, r.text
+    aborted = wait_for(lambda: [e for e in events if e["event"] == "proc.web.rollout_aborted"])
+    assert aborted[0]["kept"] == old
+    assert aborted[0]["replaced"] == 0
+    assert "not ready within 0.3 s" in aborted[0]["reason"]
+    failed = aborted[0]["failed"]
+    assert len(failed) == 2
+    wait_for(lambda: all(manager.find_process(pid) is None for pid in failed))
+    assert manager.pids("web") == old
+    assert manager.state("web").rollout is None
+    assert ready_count(manager, "web") == 4
+    assert client.get("/status/web").json()["running"] == 4
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "rolling=maybe",
+        "rolling=1&max_unavailable=0",
+        "rolling=1&max_unavailable=-1",
+        "rolling=1&max_unavailable=99999999999999999999999",
+        "rolling=1&max_unavailable=%C2%B2",
+        "rolling=1&ready_timeout=nan",
+        "rolling=1&ready_timeout=inf",
+        "rolling=1&ready_timeout=1e309",
+        "rolling=1&ready_timeout=0",
+        "rolling=1&ready_timeout=-1",
+        "rolling=1&ready_timeout=1_0",
+        "rolling=1&ready_timeout=" + "9" * 400,
+    ],
+)
+def test_bad_roll_parameters_are_refused(
+    client: httpx.Client, server: LiveServer, query: str
+) -> None:
+    r = client.post("/processes", json={"name": "web", **SLEEPER})
+    assert r.status_code == 200
+    error(client.post(f"/processes/web/_restart?{query}"), 400, "bad_value")
+    assert server.manager.pids("web") == [1]
