@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import GAFFERD, Gafferd, wait_for, write_config
+from tests.gafferd import GAFFERD, Gafferd
+from tests.helpers import wait_for, write_config
 
 
 @pytest.fixture
@@ -122,8 +123,7 @@ def test_vv_echoes_children_output_with_name_and_pid(tmp_path: Path) -> None:
     )
     gafferd = Gafferd(path, "-vv")
     try:
-        assert gafferd.proc.stdout is not None
-        line = gafferd.proc.stdout.readline().decode()
+        line = gafferd.log_line(r"^talker\[")  # stdout and stderr share the log file
         assert line == "talker[1] stdout | hello-from-child\n"
         assert gafferd.stop() == 0
     finally:
