@@ -47,7 +47,10 @@ def gafferd(tmp_path: Path) -> Iterator[Gafferd]:
     ini = tmp_path / "gaffer.ini"
     ini.write_text(INI)
     with Gafferd(ini, cwd=REPO, program=GAFFERD_SCRIPT) as daemon:
-        get = lambda path: daemon.http.get(path).json()  # noqa: E731
+
+        def get(path: str) -> object:
+            return daemon.http.get(path).json()
+
         wait_for(lambda: get("/processes/web:echo/_pids") == {"ok": True, "pids": [2]})
         stats = get("/stats")
         assert isinstance(stats, list)
