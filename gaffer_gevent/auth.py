@@ -87,8 +87,14 @@ def parse_scope(value: str) -> tuple[str, ...]:
 
 
 def mint_token() -> str:
-    """A fresh random token: 256 bits, URL-safe, fit for a header or a file."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    """A fresh random token: 256 bits, URL-safe, fit for a header or a file.
+
+    Never one that starts with ``-``: ``--token -abc`` would read as an option on a
+    command line (argparse refuses it), so such a draw is thrown away.
+    """
+    while (token := secrets.token_urlsafe(TOKEN_BYTES)).startswith("-"):
+        pass
+    return token
 
 
 def hash_token(token: str) -> str:

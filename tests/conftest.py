@@ -22,7 +22,7 @@ import psutil  # noqa: E402
 import pytest  # noqa: E402
 from flask import Flask  # noqa: E402
 
-pytest.register_assert_rewrite("tests.helpers")
+pytest.register_assert_rewrite("tests.helpers", "tests.gafferd")
 
 from gaffer_gevent.api import create_app  # noqa: E402
 from gaffer_gevent.api.logs import install_logfiles  # noqa: E402
@@ -31,6 +31,7 @@ from gaffer_gevent.logfiles import LogFiles  # noqa: E402
 from gaffer_gevent.manager import Manager  # noqa: E402
 from gaffer_gevent.server import make_servers  # noqa: E402
 
+from .gafferd import Gafferd  # noqa: E402
 from .helpers import Receiver, wait_for  # noqa: E402
 
 # A shell starts background jobs (`make test &`) with SIGINT ignored, and an ignored signal stays
@@ -79,6 +80,15 @@ def no_leftover_children() -> Iterator[None]:
         for p in left:
             p.kill()
         pytest.fail(f"children left behind: {[(p.pid, p.cmdline()) for p in left]}")
+
+
+@pytest.fixture(autouse=True)
+def gafferds_cleaned_up(no_leftover_children: None) -> Iterator[None]:
+    """Every ``Gafferd`` a test started is cleaned up (its group, then each child it was seen
+    with), before ``no_leftover_children`` looks: a test that stopped it loses nothing."""
+    yield
+    for daemon in list(Gafferd.started):
+        daemon.cleanup()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-import httpx
 import psutil
 from gevent.pywsgi import WSGIServer
 
@@ -116,13 +115,21 @@ def alive(pids: set[int]) -> list[int]:
 
 
 def spawn_logged(
-    args: list[str], log: Path, *, cwd: Path, env: dict[str, str] | None = None
+    args: list[str],
+    log: Path,
+    *,
+    cwd: Path | None,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+    stdout: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a server in its own session (so its group can be killed as one), output to ``log``."""
+    """Start a server in its own session (so its group can be killed as one), output to ``log``
+    (a file, never a pipe: nobody has to keep reading it). ``stdout=subprocess.PIPE`` is for a
+    test of what the server does when its stdout is not read: its stderr still goes to ``log``."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            args, cwd=cwd, env=env,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+            args, cwd=cwd, env=env, preexec_fn=preexec_fn, stdin=subprocess.DEVNULL,
+            stdout=out if stdout is None else stdout, stderr=out, start_new_session=True,
         )  # fmt: skip
 
 
@@ -170,101 +177,17 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-# -- gafferd in a test ---------------------------------------------------------------------------
-
-#: gafferd as tests run it: this interpreter, this checkout.
-GAFFERD = [PYTHON, "-m", "gaffer_gevent"]
-_LISTENING = re.compile(r"listening on (https?://\S+|unix:\S+)")
+# -- gafferd in a test: tests/gafferd.py ---------------------------------------------------------
 
 
-class Gafferd:
-    """The way tests start gafferd: a subprocess in its own session, on an ephemeral port
-    unless ``bind`` says otherwise (``None``: the config's endpoints), started when the
-    constructor returns (its ``listening on`` line read, so ``url`` is where it listens).
+def __getattr__(name: str) -> Any:
+    """``Gafferd`` and ``GAFFERD`` live in ``tests/gafferd.py`` (which imports this module);
+    loaded on first use so ``from tests.helpers import Gafferd`` keeps working."""
+    if name in ("Gafferd", "GAFFERD"):
+        from . import gafferd
 
-    stdout and stderr are pipes the test reads: ``stderr_lines`` holds what gafferd wrote up
-    to ``listening on``, ``log_line`` reads on. ``cleanup`` kills its whole process group.
-    """
-
-    def __init__(
-        self,
-        config: Path,
-        *extra: str,
-        bind: str | None = "127.0.0.1:0",
-        env: dict[str, str] | None = None,
-        preexec_fn: Callable[[], None] | None = None,
-    ) -> None:
-        self.config = config
-        binds = ["--bind", bind] if bind is not None else []
-        self.proc = subprocess.Popen(
-            [*GAFFERD, *binds, *extra, str(config)], env=env, preexec_fn=preexec_fn,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
-        self.stderr_lines: list[str] = []
-        self._http: httpx.Client | None = None
-        try:
-            self.url = self._read_url()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    @property
-    def http(self) -> httpx.Client:
-        """A client of its plain-HTTP endpoint (TLS tests bring their own context)."""
-        if self._http is None:
-            self._http = httpx.Client(base_url=self.url, timeout=10)
-        return self._http
-
-    def _read_url(self) -> str:
-        assert self.proc.stderr is not None
-        with gevent.Timeout(30, AssertionError(f"gafferd never listened: {self.stderr_lines}")):
-            while True:
-                line = self.proc.stderr.readline().decode()
-                if not line:
-                    raise AssertionError(f"gafferd exited: {self.stderr_lines}")
-                self.stderr_lines.append(line)
-                match = _LISTENING.search(line)
-                if match:
-                    return match.group(1)
-
-    def log_line(self, pattern: str, timeout: float = 10.0) -> str:
-        """The first line of gafferd's log (from the start) matching ``pattern``."""
-        assert self.proc.stderr is not None
-        seen = 0
-        with gevent.Timeout(timeout, AssertionError(f"no {pattern!r} in {self.stderr_lines}")):
-            while True:
-                for line in self.stderr_lines[seen:]:
-                    if re.search(pattern, line):
-                        return line
-                seen = len(self.stderr_lines)
-                line = self.proc.stderr.readline().decode()
-                if not line:
-                    raise AssertionError(f"gafferd exited: {self.stderr_lines}")
-                self.stderr_lines.append(line)
-
-    def pids(self, name: str) -> list[int]:
-        return list(self.http.get(f"/processes/{name}/_pids").json()["pids"])
-
-    def children(self) -> list[psutil.Process]:
-        return psutil.Process(self.proc.pid).children(recursive=True)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-    def cleanup(self) -> None:
-        if self._http is not None:
-            self._http.close()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        return getattr(gafferd, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def write_config(path: Path, text: str) -> Path:

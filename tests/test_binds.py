@@ -25,7 +25,8 @@ from gaffer_gevent.daemon import Daemon, refusal
 from gaffer_gevent.errors import BindError
 from gaffer_gevent.server import is_loopback, listen
 
-from .helpers import GAFFERD, Gafferd, wait_for, write_config
+from .gafferd import GAFFERD, Gafferd
+from .helpers import wait_for, write_config
 
 TOKEN_SECTION = "[token:ci]\nrole = admin\nhash = {}\n".format(hash_token("x" * 43))
 
@@ -162,9 +163,9 @@ def test_a_reload_that_removes_the_last_token_is_refused(tmp_path: Path) -> None
     gafferd = Gafferd(config, "--bind", "0.0.0.0:0")
     try:
         write_config(config, "[process:added]\ncmd = sleep 600\n")
+        seen = len(gafferd.log.lines)
         gafferd.proc.send_signal(signal.SIGHUP)
-        assert gafferd.proc.stderr is not None
-        line = gafferd.proc.stderr.readline().decode()
+        line = gafferd.log_line(".", after=seen)  # the next line it writes
         assert line.startswith("gafferd: reload refused, keeping the running config: refusing")
         assert "added" not in gafferd.http.get("/processes").text
         assert gafferd.stop() == 0

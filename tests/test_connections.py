@@ -7,10 +7,8 @@ out. Each test reproduces one of those with short limits, on raw sockets.
 
 from __future__ import annotations
 
-import re
 import resource
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +24,8 @@ from gaffer_gevent.config import Address, ConnectionLimits, EndpointConfig
 from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import GafferServer, make_servers
 
-from .helpers import PYTHON, LoggedServer, holds, spawn_logged, wait_for
+from .gafferd import Gafferd
+from .helpers import holds, wait_for
 
 PING = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
@@ -199,31 +198,19 @@ def test_a_full_cap_of_busy_connections_makes_new_ones_wait(serve: Serve) -> Non
 # -- out of descriptors: gafferd under a low `ulimit -n` -----------------------------------
 
 FEED = b"GET /watch?feed=continuous&heartbeat=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 
 
 @pytest.fixture
-def gafferd_low_nofile(tmp_path: Path) -> Iterator[LoggedServer]:
+def gafferd_low_nofile(tmp_path: Path) -> Iterator[Gafferd]:
     """gafferd allowed 48 descriptors, with deadlines too long to free any during a test."""
     ini = tmp_path / "gafferd.ini"
     ini.write_text("[gaffer]\nheader_timeout = 120\nkeepalive_timeout = 120\n")
-    log = tmp_path / "gafferd.log"
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
 
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [PYTHON, "-m", "gaffer_gevent", "--bind", "127.0.0.1:0", str(ini)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True, preexec_fn=limit,
-        )  # fmt: skip
-    server = LoggedServer(proc, log)
-    try:
-        server.port = server.logged_port(LISTENING, "gafferd")
+    with Gafferd(ini, preexec_fn=limit) as server:
         yield server
-    finally:
-        server.kill()
 
 
 def open_feed(port: int) -> socket.socket | None:
@@ -240,7 +227,7 @@ def open_feed(port: int) -> socket.socket | None:
 
 
 def test_more_idle_sockets_than_descriptors_and_ping_still_answers(
-    gafferd_low_nofile: LoggedServer,
+    gafferd_low_nofile: Gafferd,
 ) -> None:
     port = gafferd_low_nofile.port
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(80)]
@@ -255,7 +242,7 @@ def test_more_idle_sockets_than_descriptors_and_ping_still_answers(
 
 
 def test_out_of_descriptors_with_nothing_idle_refuses_at_once_without_spinning(
-    gafferd_low_nofile: LoggedServer,
+    gafferd_low_nofile: Gafferd,
 ) -> None:
     port = gafferd_low_nofile.port
     feeds: list[socket.socket] = []
@@ -301,12 +288,8 @@ def test_gafferd_applies_the_gaffer_section_limits(tmp_path: Path, manager: Mana
     assert (app.config[PING_INTERVAL_CONFIG], app.config[IDLE_TIMEOUT_CONFIG]) == (2.0, 7.0)
     config = tmp_path / "gafferd.ini"
     config.write_text(ini)
-    log = tmp_path / "gafferd.log"
-    args = [PYTHON, "-m", "gaffer_gevent", "--bind", "127.0.0.1:0", str(config)]
-    server = LoggedServer(spawn_logged(args, log, cwd=tmp_path), log)
-    try:
-        port = server.logged_port(LISTENING, "gafferd")
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            assert read_until_closed(sock, timeout=5) == b""  # closed at 0.5 s, not 10
-    finally:
-        server.kill()
+    with (
+        Gafferd(config, cwd=tmp_path) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+    ):
+        assert read_until_closed(sock, timeout=5) == b""  # closed at 0.5 s, not 10

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,10 +29,9 @@ from gaffer_gevent.manager import Manager
 from gaffer_gevent.runtime import STATE_FILE, Record, Runtime, read_record, write_record
 from gaffer_gevent.template import ProcessTemplate
 
-from .helpers import CHILDREN, PYTHON, LoggedServer, alive, spawn_logged, wait_for
+from .gafferd import GAFFERD, Gafferd
+from .helpers import CHILDREN, PYTHON, alive, wait_for
 
-GAFFERD = [sys.executable, "-m", "gaffer_gevent"]
-LISTENING = re.compile(r"gafferd: listening on http://127\.0\.0\.1:(\d+)")
 TIMEOUT = 15.0
 FORKERS = 3
 #: Three forkers with a grandchild each, and a sleep: seven processes in four groups.
@@ -48,17 +45,6 @@ numprocesses = {FORKERS}
 cmd = sleep 600
 """
 EXPECTED = FORKERS * 2 + 1
-
-
-class Gafferd(LoggedServer):
-    def descendants(self) -> list[psutil.Process]:
-        found = psutil.Process(self.proc.pid).children(recursive=True)
-        self.child_pids.update(p.pid for p in found)
-        return found
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(TIMEOUT)
 
 
 @pytest.fixture
@@ -81,21 +67,18 @@ def started(tmp_path: Path, env: dict[str, str]) -> Iterator[list[Gafferd]]:
     daemons: list[Gafferd] = []
     yield daemons
     for daemon in daemons:
-        daemon.kill()
+        daemon.cleanup()
 
 
 def start(started: list[Gafferd], config: Path, env: dict[str, str], *flags: str) -> Gafferd:
-    log = config.parent / f"gafferd-{len(started)}.log"
-    args = [*GAFFERD, "-v", "--bind", "127.0.0.1:0", *flags, str(config)]
-    daemon = Gafferd(spawn_logged(args, log, cwd=config.parent, env=env), log)
+    daemon = Gafferd(config, "-v", *flags, env=env, cwd=config.parent, timeout=TIMEOUT)
     started.append(daemon)
-    daemon.port = daemon.logged_port(LISTENING, "gafferd", timeout=TIMEOUT)
     return daemon
 
 
 def running_all(daemon: Gafferd) -> list[psutil.Process]:
     """Wait until gafferd runs the 7 processes (grandchildren included); return them."""
-    return wait_for(lambda: len(daemon.descendants()) == EXPECTED and daemon.descendants(),
+    return wait_for(lambda: len(daemon.children()) == EXPECTED and daemon.children(),
                     timeout=TIMEOUT)  # fmt: skip
 
 
@@ -129,13 +112,13 @@ def test_after_kill_9_the_next_gafferd_stops_what_was_left(
     assert not in_groups(old_groups)
     new = running_all(second)
     assert not {p.pid for p in new} & old_pids
-    assert second.stop() == 0
+    assert second.stop(TIMEOUT) == 0
     wait_for(lambda: not alive({p.pid for p in new}), timeout=TIMEOUT)
 
 
 def runtime_state(daemon: Gafferd) -> str:
     """The record file of the gafferd's default runtime dir (the only dir under $XDG/gaffer)."""
-    (directory,) = (daemon.log.parent / "xdg" / "gaffer").iterdir()
+    (directory,) = (daemon.log.path.parent / "xdg" / "gaffer").iterdir()
     return str(directory / STATE_FILE)
 
 
@@ -144,12 +127,12 @@ def test_a_clean_stop_leaves_nothing_to_find(
 ) -> None:
     first = start(started, config, env)
     running_all(first)
-    assert first.stop() == 0
+    assert first.stop(TIMEOUT) == 0
     assert list((config.parent / "xdg" / "gaffer").iterdir()) == []  # dir, lock, record gone
     second = start(started, config, env)
     running_all(second)
     assert "did not stop cleanly" not in second.log_text()
-    assert second.stop() == 0
+    assert second.stop(TIMEOUT) == 0
 
 
 def test_a_second_gafferd_over_the_same_config_refuses(
@@ -163,8 +146,8 @@ def test_a_second_gafferd_over_the_same_config_refuses(
     (line,) = second.stderr.splitlines()
     assert line.startswith(f"gafferd: already running with pid {first.proc.pid}, which holds ")
     assert line.endswith(": stop it first, or give this one its own [gaffer] runtime_dir")
-    assert {p.pid for p in first.descendants()} == before
-    assert first.stop() == 0
+    assert {p.pid for p in first.children()} == before
+    assert first.stop(TIMEOUT) == 0
 
 
 def test_one_runtime_dir_one_manager_two_configs_side_by_side(
@@ -178,12 +161,12 @@ def test_one_runtime_dir_one_manager_two_configs_side_by_side(
         configs[name].write_text(extra + sleeper)
     configs["a"].write_text("[gaffer]\nruntime_dir = run\n" + sleeper)
     a, b = start(started, configs["a"], env), start(started, configs["b"], env)  # both run
-    wait_for(lambda: len(a.descendants()) == 1 and len(b.descendants()) == 1, timeout=TIMEOUT)
+    wait_for(lambda: len(a.children()) == 1 and len(b.children()) == 1, timeout=TIMEOUT)
     c = subprocess.run([*GAFFERD, "--bind", "127.0.0.1:0", str(configs["c"])],
                        env=env, capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
     assert c.returncode == 1
     assert f"already running with pid {a.proc.pid}, which holds {tmp_path}/a/run/lock" in c.stderr
-    assert a.stop() == 0 and b.stop() == 0
+    assert a.stop(TIMEOUT) == 0 and b.stop(TIMEOUT) == 0
 
 
 def test_an_unsafe_runtime_dir_is_a_config_error(tmp_path: Path, env: dict[str, str]) -> None:

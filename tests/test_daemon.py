@@ -15,15 +15,8 @@ import gevent
 import psutil
 import pytest
 
-from tests.helpers import (
-    CHILDREN,
-    GAFFERD,
-    PYTHON,
-    Gafferd,
-    progress,
-    wait_for,
-    write_config,
-)  # fmt: skip
+from tests.gafferd import GAFFERD, Gafferd
+from tests.helpers import CHILDREN, PYTHON, progress, wait_for, write_config
 
 
 @pytest.fixture
@@ -132,8 +125,7 @@ def test_vv_echoes_children_output_with_name_and_pid(tmp_path: Path) -> None:
     )
     gafferd = Gafferd(path, "-vv")
     try:
-        assert gafferd.proc.stdout is not None
-        line = gafferd.proc.stdout.readline().decode()
+        line = gafferd.log_line(r"^talker\[")  # stdout and stderr share the log file
         assert line == "talker[1] stdout | hello-from-child\n"
         assert gafferd.stop() == 0
     finally:
@@ -150,7 +142,8 @@ def test_vv_with_an_unread_stdout_keeps_children_running_and_ping_answering(
         f"[process:flood]\ncmd = {PYTHON}\nargs = {CHILDREN / 'progress.py'} {counter}\n"
         "redirect_output = stdout\n",
     )
-    gafferd = Gafferd(path, "-vv")  # its stdout is a pipe this test does not read for now
+    # Its stdout is a pipe this test does not read for now.
+    gafferd = Gafferd(path, "-vv", stdout=subprocess.PIPE)
     try:
         wait_for(lambda: progress(counter) >= 200, timeout=30)  # far past every pipe and ring
         assert gafferd.http.get("/ping", timeout=5).text == "OK"
@@ -186,7 +179,7 @@ def test_v_lines_carry_iso_timestamps_with_milliseconds(tmp_path: Path) -> None:
         ]
         assert gafferd.stop() == 0
         assert all(TIMESTAMPED.match(line) for line in lines), lines
-        assert all(TIMESTAMPED.match(line.decode()) for line in gafferd.proc.stderr), "after stop"
+        assert all(TIMESTAMPED.match(line) for line in gafferd.log.lines), "after stop"
     finally:
         gafferd.cleanup()
 

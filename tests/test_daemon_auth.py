@@ -1,8 +1,8 @@
 """Tokens in a real gafferd: roles, a SIGHUP that removes a token, the audit trail, network binds.
 
-gafferd runs as a subprocess (``tests/test_daemon.py``'s ``Gafferd``) with ``-v`` and a
+gafferd runs as a subprocess (``tests/gafferd.py``'s ``Gafferd``) with ``-v`` and a
 config holding ``[token:admin]`` (role admin) and ``[token:viewer]`` (role read). Its
-stdout and stderr are read as they come, so a test can look for audit lines and prove
+stdout and stderr go to its log file, so a test can look for audit lines and prove
 that no token ever shows up in them.
 """
 
@@ -14,7 +14,6 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import gevent
 import httpx
@@ -24,7 +23,8 @@ from gevent.event import Event
 
 from gaffer_gevent.auth import hash_token, mint_token
 
-from .helpers import Gafferd, wait_for, write_config
+from .gafferd import Gafferd
+from .helpers import wait_for, write_config
 
 
 @dataclass(frozen=True)
@@ -50,25 +50,19 @@ def assert_never_shown(output: str, *secrets: str) -> None:
 
 
 class Logs:
-    """gafferd's stdout and stderr, line by line, read by greenlets as they come."""
+    """gafferd's stdout and stderr, line by line, from its log file."""
 
     def __init__(self, gafferd: Gafferd) -> None:
-        self.lines = list(gafferd.stderr_lines)  # what it wrote up to "listening on"
-        pipes = (gafferd.proc.stdout, gafferd.proc.stderr)
-        self.readers = [gevent.spawn(self._read, pipe) for pipe in pipes]
-
-    def _read(self, pipe: Any) -> None:
-        for line in iter(pipe.readline, b""):
-            self.lines.append(line.decode(errors="replace"))
+        self.gafferd = gafferd
 
     def finish(self) -> str:
-        """Everything, once gafferd has exited and both pipes are at their end."""
-        gevent.joinall(self.readers, timeout=10)
-        assert all(reader.dead for reader in self.readers)
-        return "".join(self.lines)
+        """Everything, once gafferd has exited."""
+        assert self.gafferd.proc.poll() is not None
+        return self.gafferd.log_text()
 
     def line_with(self, *words: str) -> str | None:
-        return next((line for line in self.lines if all(w in line for w in words)), None)
+        lines = self.gafferd.log.lines
+        return next((line for line in lines if all(w in line for w in words)), None)
 
 
 @pytest.fixture
@@ -83,11 +77,8 @@ def config(tmp_path: Path, tokens: Tokens) -> Path:
 
 @pytest.fixture
 def daemon(config: Path) -> Iterator[tuple[Gafferd, Logs]]:
-    gafferd = Gafferd(config, "-v")
-    logs = Logs(gafferd)
-    yield gafferd, logs
-    gafferd.cleanup()
-    gevent.killall(logs.readers, timeout=5)
+    with Gafferd(config, "-v") as gafferd:
+        yield gafferd, Logs(gafferd)
 
 
 def test_every_route_but_ping_and_health_needs_a_token_with_the_role(

@@ -1,31 +1,26 @@
 """The examples, run as a user would: ``examples/echo_client.py`` against a real gafferd.
 
-gafferd runs as a subprocess (its own process group) with a temporary config
-holding the two processes of ``examples/gaffer.ini`` (pid 1 ``demo``, pid 2
-``web:echo`` = ``cat``) but no endpoint, so ``--bind 127.0.0.1:0`` applies and
+gafferd (the console script, run by ``tests/gafferd.py``'s ``Gafferd``) runs with a
+temporary config holding the two processes of ``examples/gaffer.ini`` (pid 1 ``demo``,
+pid 2 ``web:echo`` = ``cat``) but no endpoint, so ``--bind 127.0.0.1:0`` applies and
 the port is read from gafferd's "listening on" line.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .helpers import PYTHON, LoggedServer, alive, spawn_logged, wait_for
+from .gafferd import GAFFERD_SCRIPT, Gafferd
+from .helpers import PYTHON, alive, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-GAFFERD = Path(sys.executable).parent / "gafferd"
 ECHO_CLIENT = REPO / "examples" / "echo_client.py"
-LISTENING = re.compile(r"gafferd: listening on http://127\.0\.0\.1:(\d+)")
 TIMEOUT = 10.0
 
 INI = f"""\
@@ -47,32 +42,20 @@ priority = 1
 SEED_OUTPUT = "Sent\nReceiving...\nReceived 'ECHO\\n'\n"
 
 
-class Gafferd(LoggedServer):
-    def get(self, path: str) -> object:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=TIMEOUT) as r:
-            return json.loads(r.read())
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(TIMEOUT + 5)
-
-
 @pytest.fixture
 def gafferd(tmp_path: Path) -> Iterator[Gafferd]:
     ini = tmp_path / "gaffer.ini"
     ini.write_text(INI)
-    log = tmp_path / "gafferd.log"
-    proc = spawn_logged([str(GAFFERD), "--bind", "127.0.0.1:0", str(ini)], log, cwd=REPO)
-    daemon = Gafferd(proc, log)
-    try:
-        daemon.port = daemon.logged_port(LISTENING, "gafferd", timeout=TIMEOUT)
-        wait_for(lambda: daemon.get("/processes/web:echo/_pids") == {"ok": True, "pids": [2]})
-        stats = daemon.get("/stats")
+    with Gafferd(ini, cwd=REPO, program=GAFFERD_SCRIPT) as daemon:
+
+        def get(path: str) -> object:
+            return daemon.http.get(path).json()
+
+        wait_for(lambda: get("/processes/web:echo/_pids") == {"ok": True, "pids": [2]})
+        stats = get("/stats")
         assert isinstance(stats, list)
         daemon.child_pids = {info["pid"] for template in stats for info in template["stats"]}
         yield daemon
-    finally:
-        daemon.kill()
 
 
 def run_echo_client(daemon: Gafferd, *args: str) -> subprocess.CompletedProcess[str]:

@@ -28,7 +28,7 @@ from gaffer_gevent.manager import Manager
 from gaffer_gevent.server import CLIENT_SUBJECT_KEY, GafferServer, make_servers
 
 from .certs import TestCA
-from .helpers import Gafferd
+from .gafferd import Gafferd
 
 
 def echo_subject(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -163,7 +163,6 @@ def test_gafferd_requiring_client_certificates_may_listen_on_every_interface(
         config, "--certfile", str(cert), "--keyfile", str(key), "--ca-certs", str(pki.ca.path),
         "--client-cert", "required", bind="0.0.0.0:0",
     )  # fmt: skip
-    proc = gafferd.proc
     try:
         (line,) = gafferd.stderr_lines  # nothing before it: no warning
         match = re.fullmatch(r"gafferd: listening on https://0\.0\.0\.0:(\d+)\n", line)
@@ -177,8 +176,7 @@ def test_gafferd_requiring_client_certificates_may_listen_on_every_interface(
             trusting = ssl.create_default_context(cafile=str(pki.ca.path))
             httpx.get(f"https://127.0.0.1:{port}/ping", verify=trusting, timeout=10)
         assert gafferd.stop() == 0
-        assert proc.stderr is not None
-        assert "WARNING" not in proc.stderr.read().decode()
+        assert "WARNING" not in gafferd.log_text()
     finally:
         gafferd.cleanup()
 

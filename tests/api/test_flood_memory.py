@@ -6,18 +6,15 @@ read allocated 512 KiB and glibc's heap fragmented: +25 MiB in the first 10 s.
 
 from __future__ import annotations
 
-import os
-import re
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import gevent
-import httpx
 import psutil
 
+from tests.gafferd import Gafferd
 from tests.helpers import CHILDREN, wait_for
 
 MIB = 1024 * 1024
@@ -41,19 +38,14 @@ def test_memory_stays_flat_under_a_print_flood_with_stalled_feeds(tmp_path: Path
         f"args = {CHILDREN / 'printer.py'} 0\n"  # forever, as fast as it can
         "redirect_output = out\n"
     )
-    cmd = [sys.executable, "-m", "gaffer_gevent", "--bind", "127.0.0.1:0", str(config)]
-    daemon = subprocess.Popen(cmd, stderr=subprocess.PIPE, start_new_session=True)
+    daemon = Gafferd(config)
     sockets: list[socket.socket] = []
     try:
-        assert daemon.stderr is not None
-        line = daemon.stderr.readline().decode()
-        url = re.search(r"listening on (http://(\S+):(\d+))", line)
-        assert url, line
-        host, port = url.group(2), int(url.group(3))
-        with httpx.Client(base_url=url.group(1), timeout=10) as c:
+        host, port = "127.0.0.1", daemon.port
+        with daemon.http as c:
             wait_for(lambda: c.get("/processes/flood/_pids").json()["pids"])
             (pid,) = c.get("/processes/flood/_pids").json()["pids"]
-            proc = psutil.Process(daemon.pid)
+            proc = psutil.Process(daemon.proc.pid)
             start_rss = proc.memory_info().rss
             sockets = [open_feed(host, port, pid, 4096) for _ in range(10)]
             slow = open_feed(host, port, pid, 65536)
@@ -71,12 +63,7 @@ def test_memory_stays_flat_under_a_print_flood_with_stalled_feeds(tmp_path: Path
     finally:
         for sock in sockets:
             sock.close()
-        daemon.terminate()
         try:
-            daemon.wait(timeout=30)
+            daemon.stop()
         finally:
-            if daemon.poll() is None:
-                os.killpg(daemon.pid, 9)
-                daemon.wait(5)
-            if daemon.stderr is not None:
-                daemon.stderr.close()
+            daemon.cleanup()

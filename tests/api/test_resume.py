@@ -26,7 +26,8 @@ import pytest
 
 from gaffer_gevent.streams import Stream
 from tests.conftest import LiveServer
-from tests.helpers import CHILDREN, Gafferd, child, numbered, wait_for
+from tests.gafferd import Gafferd
+from tests.helpers import CHILDREN, child, numbered, wait_for
 
 
 @pytest.fixture

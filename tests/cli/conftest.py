@@ -1,8 +1,8 @@
 """Fixtures for the CLI tests: a real gafferd subprocess and the console scripts.
 
-gafferd is started with ``--bind 127.0.0.1:0`` and the fixture reads the port
-from its ``gafferd: listening on ...`` line; it is stopped with SIGTERM (by
-pid) in teardown, which also stops every process it runs.
+gafferd is tests/gafferd.py's ``Gafferd`` (the console script, ``--bind 127.0.0.1:0``,
+its URL read from its ``gafferd: listening on ...`` line, its output in a log file); it
+is stopped with SIGTERM in teardown, which also stops every process it runs.
 """
 
 from __future__ import annotations
@@ -10,20 +10,22 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import gevent
 import pytest
 
+from gaffer_gevent.auth import mint_token
 from gaffer_gevent.client import Client
 
-from ..helpers import wait_for
+from ..gafferd import GAFFERD_SCRIPT, Gafferd
+from ..helpers import wait_for  # noqa: F401  (test modules import it from here)
 from .recorder import Recorder
 
 BIN = Path(sys.executable).parent
@@ -31,12 +33,12 @@ HERE = Path(__file__).parent
 TICKER = str(HERE / "child_ticker.py")
 ECHO = str(HERE / "child_echo.py")
 ECHO_CLIENT = HERE.parent.parent / "examples" / "echo_client.py"
-LISTENING = re.compile(r"gafferd: listening on (\S+)")
 
 
 @dataclass
 class Output:
-    """Lines a subprocess writes to one pipe, collected by a greenlet."""
+    """Lines a CLI subprocess (watch, tail, gaffer start) writes to one pipe, collected by a
+    greenlet so the pipe never fills."""
 
     lines: list[str] = field(default_factory=list)
 
@@ -58,44 +60,25 @@ def collect(pipe: object) -> Output:
     return out
 
 
-@dataclass
-class Daemon:
-    url: str
-    proc: subprocess.Popen[str]
-    log: Output
-
-    def client(self) -> Client:
-        return Client(self.url, timeout=10)
+#: The CLI tests' name for tests/gafferd.py's one class (``url``, ``proc``, ``log.has``,
+#: ``log.text()``, ``client()``).
+Daemon = Gafferd
 
 
-def start_gafferd(tmp_path: Path, bind: str | None = "127.0.0.1:0", config: str = "") -> Daemon:
-    """gafferd on ``bind``, or (``bind=None``) on the endpoints of ``config``."""
+def start_gafferd(
+    tmp_path: Path,
+    bind: str | None = "127.0.0.1:0",
+    config: str = "",
+    kind: type[Gafferd] = Gafferd,
+) -> Gafferd:
+    """gafferd (the console script, in ``tmp_path``) on ``bind``, or (``bind=None``) on the
+    endpoints of ``config``, written to ``tmp_path/gafferd.ini``."""
     ini = tmp_path / "gafferd.ini"
     ini.write_text(config)
-    proc = subprocess.Popen(
-        [str(BIN / "gafferd"), str(ini), *(["--bind", bind] if bind else [])],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    log = collect(proc.stderr)
-    try:
-        wait_for(
-            lambda: log.has(r"gafferd: listening on") or proc.poll() is not None,
-            timeout=15,
-        )
-    except AssertionError:
-        stop_process(proc)
-        raise
-    match = next((LISTENING.search(line) for line in log.lines if LISTENING.search(line)), None)
-    if match is None:
-        stop_process(proc)
-        raise AssertionError(f"gafferd did not start:\n{log.text()}")
-    return Daemon(match.group(1), proc, log)
+    return kind(ini, bind=bind, cwd=tmp_path, program=GAFFERD_SCRIPT)
 
 
-def stop_process(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM) -> int:
     """Stop a subprocess we started, by pid; SIGKILL if it does not go in time."""
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -108,10 +91,10 @@ def stop_process(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
 
 
 @pytest.fixture
-def gafferd(tmp_path: Path) -> Iterator[Daemon]:
-    daemon = start_gafferd(tmp_path)
-    yield daemon
-    stop_process(daemon.proc)
+def gafferd(tmp_path: Path) -> Iterator[Gafferd]:
+    with start_gafferd(tmp_path) as daemon:
+        yield daemon
+        daemon.stop()
 
 
 def token_section(name: str, role: str, token: str, scope: str = "") -> str:
@@ -121,11 +104,10 @@ def token_section(name: str, role: str, token: str, scope: str = "") -> str:
     return section + (f"scope = {scope}\n" if scope else "") + "\n"
 
 
-@dataclass
-class SecuredDaemon(Daemon):
+class SecuredDaemon(Gafferd):
     """gafferd with one token per role (``tokens["read"]``...) and a scoped operate token."""
 
-    tokens: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str]
 
     def client(self, role: str | None = "admin") -> Client:  # type: ignore[override]
         token = None if role is None else self.tokens[role]
@@ -135,15 +117,17 @@ class SecuredDaemon(Daemon):
 @pytest.fixture
 def secured_gafferd(tmp_path: Path) -> Iterator[SecuredDaemon]:
     """gafferd that answers 401 without a token; template ``x`` (the ticker) runs."""
-    tokens = {role: secrets.token_urlsafe(32) for role in ("read", "stdin", "operate", "admin")}
-    tokens["scoped"] = secrets.token_urlsafe(32)
+    tokens = {role: mint_token() for role in ("read", "stdin", "operate", "admin")}
+    tokens["scoped"] = mint_token()
     config = f"[process:x]\ncmd = {sys.executable}\nargs = -u {TICKER}\ngraceful_timeout = 1\n"
     config += "redirect_output = stdout\nredirect_input = true\n\n"
     config += "".join(token_section(f"{r}-token", r, t) for r, t in tokens.items() if r != "scoped")
     config += token_section("web-ops", "operate", tokens["scoped"], "web:*")
-    daemon = start_gafferd(tmp_path, config=config)
-    yield SecuredDaemon(daemon.url, daemon.proc, daemon.log, tokens)
-    stop_process(daemon.proc)
+    with start_gafferd(tmp_path, config=config, kind=SecuredDaemon) as daemon:
+        assert isinstance(daemon, SecuredDaemon)
+        daemon.tokens = tokens
+        yield daemon
+        daemon.stop()
 
 
 @pytest.fixture
@@ -155,7 +139,7 @@ def recorder() -> Iterator[Recorder]:
 
 
 @pytest.fixture
-def client(gafferd: Daemon) -> Iterator[Client]:
+def client(gafferd: Gafferd) -> Iterator[Client]:
     with gafferd.client() as c:
         yield c
 
@@ -206,7 +190,7 @@ def spawn_script(script: str, *args: str, cwd: Path | None = None) -> subprocess
 
 
 @pytest.fixture
-def ctl(gafferd: Daemon) -> Callable[..., Result]:
+def ctl(gafferd: Gafferd) -> Callable[..., Result]:
     """``ctl("processes")`` runs ``gafferctl --connect <gafferd> processes``."""
 
     def run(*args: str, input: str | None = None) -> Result:

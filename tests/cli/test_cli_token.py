@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -19,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from gaffer_gevent.auth import mint_token
+
 from ..helpers import self_signed_cert
 from .conftest import ECHO_CLIENT, one_line, run_script
 from .recorder import Answer, Recorder
 
-TOKEN = secrets.token_urlsafe(32)
+TOKEN = mint_token()
 
 
 def ctl(recorder: Recorder, *args: str, env: dict[str, str] | None = None):

@@ -8,13 +8,13 @@ repr. gafferd's own token checks are tested end to end in test_auth_e2e.py.
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
+from gaffer_gevent.auth import mint_token
 from gaffer_gevent.client import (
     AccessForbidden,
     Client,
@@ -32,7 +32,7 @@ from gaffer_gevent.client.errors import retry_after_seconds
 from ..helpers import self_signed_cert
 from .recorder import Answer, Recorder
 
-TOKEN = secrets.token_urlsafe(32)
+TOKEN = mint_token()
 BEARER = f"Bearer {TOKEN}"
 
 

@@ -48,6 +48,11 @@ def test_minted_tokens_are_256_bit_and_url_safe() -> None:
     assert all(len(t) >= 43 and t.replace("-", "").replace("_", "").isalnum() for t in tokens)
 
 
+def test_minted_tokens_never_start_with_a_dash() -> None:
+    """``--token -abc`` reads as an option on a command line: 1 draw in 64 would start so."""
+    assert not any(mint_token().startswith("-") for _ in range(2000))
+
+
 @pytest.mark.parametrize(
     "value", ["", "sha256:", "sha256:" + "a" * 63, "md5:" + "a" * 64, "sha256:" + "g" * 64]
 )
