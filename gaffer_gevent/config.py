@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import fnmatch
 import ipaddress
+import json
 import math
 import os
 import re
@@ -247,6 +248,15 @@ def _flapping(value: str) -> dict[str, Any]:
     return {key: settings[key] for key in given}
 
 
+def _check(value: str) -> Any:
+    """``readiness = {"http": "http://127.0.0.1:$PORT/health", "period": 2}``: the API's JSON
+    object on one line, checked by the template like a ``POST /processes`` body."""
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"must be a JSON object on one line ({exc})") from None
+
+
 def _backoff(value: str) -> BackoffConfig:
     """``backoff = FIRST_DELAY [MAX_DELAY [RESET_AFTER [GIVE_UP_AFTER]]]``, like ``flapping``."""
     parts = value.replace(",", " ").split()
@@ -274,7 +284,7 @@ _PROCESS_CONVERTERS: dict[str, Callable[[str], Any]] = {
     "redirect_input": _bool, "numprocesses": _int, "redirect_output": _labels,
     "graceful_timeout": _float, "priority": _int, "flapping": _flapping,
     "buffer_size": _size, "logfile_maxbytes": _size, "logfile_backups": _int,
-    "logfile_rotate_daily": _bool,
+    "logfile_rotate_daily": _bool, "readiness": _check, "liveness": _check,
 }  # fmt: skip
 #: Template keys the ini writes elsewhere: the name is the section's, env is [env:NAME], and
 #: custom_streams and group have no ini form.

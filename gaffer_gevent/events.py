@@ -32,11 +32,12 @@ EventFilter = Callable[[str, dict[str, Any]], bool]
 #: ``orphans`` (what a crashed manager left was stopped).
 MANAGER_EVENTS = (
     "create", "start", "stop", "update", "delete", "spawn", "reap", "exit", "stop_pid", "flap",
-    "spawn_error", "backoff", "failed", "reload_conflict", "orphans",
+    "spawn_error", "backoff", "failed", "reload_conflict", "orphans", "ready", "unhealthy",
 )  # fmt: skip
 #: Events that also have a per-template ``proc.<name>.<event>`` twin.
 PROC_EVENTS = (
     "start", "stop", "spawn", "reap", "exit", "stop_pid", "spawn_error", "backoff", "failed",
+    "ready", "unhealthy",
 )  # fmt: skip
 
 

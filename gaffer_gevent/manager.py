@@ -28,6 +28,7 @@ from typing import Any
 
 import gevent
 
+from .checks.runner import CheckRunner
 from .errors import Conflict, NotFound
 from .events import EventBus
 from .flapping import Backoff, BackoffConfig, FlappingPolicy, Verdict
@@ -197,6 +198,7 @@ class Manager:
             "restarts": state.restarts,
             "failures": state.backoff.failures_now(youngest),
             "retry_in": retry_in,
+            "ready": sum(process.ready for process in state.queue),
         }
 
     @staticmethod
@@ -395,6 +397,7 @@ class Manager:
             self._attach_output(process, self.output_listener)
         process.spawned_at = self.clock()
         process.restarts = state.inherited.popleft() if state.inherited else 0
+        process.checks = CheckRunner(process, self._publish_check)
         process.spawn()
         state.queue.append(process)
         self.running[process.pid] = process
@@ -404,6 +407,7 @@ class Manager:
             )
             for hook in self.spawn_hooks:
                 hook(process)
+            process.checks.start()  # "ready" at once without a readiness check
         else:  # e.g. EMFILE, EAGAIN, ENOENT: an exit with 127 follows, respawn a second later
             self._publish_twin("spawn_error", tpl.name, pid=process.pid, error=process.spawn_error)
         return process
@@ -469,7 +473,7 @@ class Manager:
             if state is not None and not state.stopped:
                 self.reconcile(state)
             return
-        if process.stop_requested:
+        if process.stop_requested and process.failed_check is None:
             self.reconcile(state)
         else:
             self._crashed(state, process)
@@ -571,3 +575,7 @@ class Manager:
         """Publish the global event, then its ``proc.<name>.<event>`` twin."""
         self.bus.publish(event, name=name, **fields)
         self.bus.publish(f"proc.{name}.{event}", name=name, **fields)
+
+    def _publish_check(self, event: str, process: Process, **fields: Any) -> None:
+        """``ready``/``unhealthy`` of one pid, from its checks (checks/runner.py)."""
+        self._publish_twin(event, process.name, pid=process.pid, os_pid=process.os_pid, **fields)

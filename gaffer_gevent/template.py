@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import limits
+from .checks.spec import CheckSpec, parse_check
 from .errors import BadValue, InvalidProcessInfo
 from .flapping_settings import FlappingConfig as FlappingConfig  # its old home, still importable
 from .limits import (
@@ -129,7 +130,7 @@ KNOWN_KEYS = frozenset(
         "numprocesses", "start", "redirect_output", "redirect_input", "graceful_timeout",
         "flapping", "priority", "custom_streams", "group", "buffer_size",
         "stdout_logfile", "stderr_logfile", "logfile_maxbytes", "logfile_backups",
-        "logfile_rotate_daily",
+        "logfile_rotate_daily", "readiness", "liveness",
     }
 )  # fmt: skip
 
@@ -161,6 +162,9 @@ class ProcessTemplate:
     logfile_maxbytes: int = 50 * 1024 * 1024
     logfile_backups: int = 10
     logfile_rotate_daily: bool = False
+    #: Health checks (checks/spec.py): when a pid is ready, when it must be restarted.
+    readiness: CheckSpec | None = None
+    liveness: CheckSpec | None = None
 
     @property
     def group(self) -> str | None:
@@ -242,6 +246,15 @@ class ProcessTemplate:
             s, "logfile_backups", self.logfile_backups, maximum=limits.MAX_LOGFILE_BACKUPS
         )
         self.logfile_rotate_daily = _bool(s, "logfile_rotate_daily", False)
+        self.readiness = parse_check(s.get("readiness"), "readiness")
+        self.liveness = parse_check(s.get("liveness"), "liveness")
+        check = self.readiness
+        if check is not None and check.kind == "log" and check.label not in self.labels:
+            raise BadValue(
+                f"readiness.label {printable(check.label)!r} must be a label of "
+                "redirect_output (a log check reads that stream)",
+                field="readiness.label",
+            )
 
     def _args(self, args: Any) -> list[str] | None:
         if isinstance(args, str):
