@@ -58,6 +58,7 @@ class CheckRunner:
         self.last: dict[str, Any] = {}
         self._env: dict[str, str] = {}
         self._greenlets = Group()
+        self._stopped = False
 
     @property
     def uses_notify(self) -> bool:
@@ -77,6 +78,8 @@ class CheckRunner:
 
     def start(self) -> None:
         """After a successful spawn: start the checks (or say "ready" at once)."""
+        if self._stopped or not self.process.alive:
+            return  # it exited already (a spawn hook yielded): nothing to check
         if self.notify is not None:
             self.notify.os_pid = self.process.os_pid
             self._greenlets.spawn(self.notify.serve)
@@ -89,6 +92,7 @@ class CheckRunner:
 
     def stop(self) -> None:
         """The pid is gone (or never started): end every check and close the socket."""
+        self._stopped = True
         self._greenlets.kill(block=False)
         if self.notify is not None:
             self.notify.close()
