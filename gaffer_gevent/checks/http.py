@@ -23,6 +23,9 @@ USER_AGENT = "gaffer-gevent-check"
 
 def probe_http(url: str, timeout: float) -> tuple[bool, str]:
     """(passed, what was seen) for one GET of ``url``."""
+    if not url.isprintable() or any(c.isspace() for c in url):
+        # A $VAR may hold anything; nothing of it may reach the request line or Host header.
+        return False, "the URL has spaces or control characters after substitution"
     parts = check_url(url, "url")
     https = parts.scheme == "https"
     host = parts.hostname or ""

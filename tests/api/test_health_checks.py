@@ -334,3 +334,24 @@ def test_checks_are_echoed_and_kept_by_put(client: httpx.Client, server: LiveSer
     create(client, "echo", {"cmd": "sleep", "args": ["30"], "readiness": readiness,
                             "start": False})  # fmt: skip
     assert client.get("/processes/echo").json()["readiness"] == readiness
+
+
+@pytest.mark.parametrize(
+    ("env", "detail"),
+    [
+        ({}, "cannot substitute $PORT"),
+        ({"PORT": "80/ HTTP/1.1\r\nX-Evil: 1\r\n"},
+         "the URL has spaces or control characters after substitution"),
+    ],
+)  # fmt: skip
+def test_a_substitution_that_fails_is_a_failed_check(
+    client: httpx.Client, server: LiveServer, env: dict[str, str], detail: str
+) -> None:
+    readiness = {"http": "http://127.0.0.1:$PORT/health", **FAST}
+    create(client, "sub", {"cmd": "sleep", "args": ["30"], "os_env": False, "env": env,
+                           "readiness": readiness})  # fmt: skip
+    pid = one_pid(client, "sub")
+    checks = process_of(server, pid).checks
+    assert checks is not None
+    wait_for(lambda: checks.last.get("readiness", {}).get("detail") == detail, timeout=10)
+    assert state_of(client, pid) == "starting"
