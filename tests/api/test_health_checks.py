@@ -355,3 +355,26 @@ def test_a_substitution_that_fails_is_a_failed_check(
     assert checks is not None
     wait_for(lambda: checks.last.get("readiness", {}).get("detail") == detail, timeout=10)
     assert state_of(client, pid) == "starting"
+
+
+def test_an_exec_check_running_when_its_pid_exits_is_killed(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    readiness = {"exec": ["sleep", "31.7"], "timeout": 30}
+    create(client, "busy", {"cmd": "sleep", "args": ["30"], "readiness": readiness})
+    one_pid(client, "busy")
+    wait_for(lambda: sleepers("31.7"), timeout=10)
+    assert client.post("/processes/busy/_stop").status_code == 200
+    wait_for(lambda: not sleepers("31.7"), timeout=10)
+
+
+def test_the_notify_socket_is_gone_with_its_pid(client: httpx.Client, server: LiveServer) -> None:
+    events = record_events(server, "svc")
+    create(client, "svc", {**child("notifier", "0"), "readiness": {"notify": True}})
+    pid = one_pid(client, "svc")
+    address = "\0" + notify_socket_of(process_of(server, pid).os_pid)[1:]
+    wait_for(lambda: events_of(events, "ready"), timeout=10)
+    assert client.post("/processes/svc/_stop").status_code == 200
+    wait_for(lambda: events_of(events, "exit"), timeout=10)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, pytest.raises(OSError):
+        sock.sendto(b"READY=1", address)
