@@ -156,14 +156,17 @@ def manager() -> Iterator[Manager]:
 
 
 def seed(manager: Manager, *, ticking: bool) -> None:
-    """Templates the cases are aimed at: a sleeper with streams, stdin and log files, a
-    stopped one (started, it exits at once, flaps and gives up), and in group ``fuzz`` a
-    second sleeper, or a ticker respawning every 0.1 s so that event feeds have something
-    to say (not with the read token: its run must end with everything as it was)."""
+    """Templates the cases are aimed at: a sleeper with streams, stdin, log files and a
+    readiness check that never passes, a stopped one (started, it exits at once, flaps and
+    gives up), and in group ``fuzz`` a second sleeper, or a ticker respawning every 0.1 s so
+    that event feeds have something to say (not with the read token: its run must end with
+    everything as it was)."""
     bodies: list[dict[str, Any]] = [
         {"name": "sleeper", "cmd": "sleep", "args": ["60"], "redirect_output": ["out", "err"],
          "redirect_input": True, "stdout_logfile": "sleeper.log",
-         "stderr_logfile": "sleeper.err.log"},
+         "stderr_logfile": "sleeper.err.log",
+         # never ready (nothing listens on port 1): GET /ready answers its 503 too
+         "readiness": {"tcp": "127.0.0.1:1", "period": 60}},
         {"name": "idle", "cmd": "true", "start": False,  # started, it flaps, then gives up
          "flapping": {"attempts": 2, "window": 1, "retry_in": 0.5, "max_retry": 1}},
         {"name": f"{SEED_GROUP}:ticker", "cmd": "sleep", "args": ["0.1" if ticking else "60"],
@@ -316,7 +319,10 @@ def head_probe(case: Case[Any], url: str, session: BoundedSession, headers: dict
     except StillWaiting:
         assert FEEDS.match(f"GET {case.path}"), f"HEAD {case.formatted_path} did not answer"
         return
-    assert response.status_code < 500, f"HEAD {case.formatted_path}: {response.status_code}"
+    not_ready = case.path == "/ready" and response.status_code == 503  # documented, not an error
+    assert response.status_code < 500 or not_ready, (
+        f"HEAD {case.formatted_path}: {response.status_code}"
+    )
     assert response.content == b"", f"HEAD {case.formatted_path} sent a body"
 
 

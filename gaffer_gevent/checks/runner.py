@@ -29,6 +29,7 @@ import gevent
 from gevent.pool import Group
 
 from ..errors import GafferError
+from ..process import ProcessState
 from .exec import probe_exec
 from .http import probe_http
 from .log import first_match
@@ -134,14 +135,10 @@ class CheckRunner:
             gevent.sleep(max(0.0, spec.period - (time.monotonic() - began)))
 
     def _ready(self, kind: str, detail: str) -> None:
-        from ..process import ProcessState
-
         if self._set_state(ProcessState.READY):  # STARTING -> READY
             self.publish("ready", self.process, reason=kind, detail=detail)
 
     def _not_ready(self, detail: str) -> None:
-        from ..process import ProcessState
-
         if self._set_state(ProcessState.STARTING):  # READY -> STARTING
             self.publish("unhealthy", self.process, reason="readiness", detail=detail)
 
@@ -170,8 +167,6 @@ class CheckRunner:
                 gevent.sleep(max(0.0, spec.period - (time.monotonic() - began)))
 
     def _unhealthy(self, detail: str) -> None:
-        from ..process import ProcessState
-
         if not self._set_state(ProcessState.UNHEALTHY):  # -> UNHEALTHY, then restarted
             return
         process = self.process
@@ -214,10 +209,8 @@ class CheckRunner:
         return probe_exec(target, spec.timeout, env=self._env, cwd=tpl.cwd, uid=tpl.uid,
                           gid=tpl.gid)  # fmt: skip
 
-    def _set_state(self, state: Any) -> bool:
+    def _set_state(self, state: ProcessState) -> bool:
         """Change the pid's state unless it is stopping or gone; True if it changed."""
-        from ..process import ProcessState
-
         live = (ProcessState.STARTING, ProcessState.READY, ProcessState.RUNNING,
                 ProcessState.UNHEALTHY)  # fmt: skip
         if self.process.state not in live or self.process.state is state:
