@@ -80,12 +80,18 @@ def test_a_pid_without_readiness_check_is_ready_at_spawn(
     assert entry["stats"][0]["state"] == "running"
 
 
-def test_http_readiness_waits_for_the_server(client: httpx.Client, server: LiveServer) -> None:
+def test_http_readiness_waits_for_the_server(
+    client: httpx.Client, server: LiveServer, tmp_path: Path
+) -> None:
     port = free_port()
+    gate = tmp_path / "healthy"
     events = record_events(server, "web")
     readiness = {"http": "http://127.0.0.1:$PORT/health", **FAST}
-    create(client, "web", {**http_server(port, "0.6"), "readiness": readiness})
+    create(client, "web", {**http_server(port, str(gate)), "readiness": readiness})
     pid = one_pid(client, "web")
+    checks = process_of(server, pid).checks
+    assert checks is not None
+    wait_for(lambda: checks.last.get("readiness", {}).get("detail") == "HTTP 503", timeout=10)
     assert state_of(client, pid) == "starting"
     r = client.get("/ready")
     assert r.status_code == 503, r.text
@@ -94,6 +100,7 @@ def test_http_readiness_waits_for_the_server(client: httpx.Client, server: LiveS
     assert client.get("/processes/web/_pids", params={"state": "ready"}).json()["pids"] == []
     assert client.get("/processes/web/_pids", params={"state": "starting"}).json()["pids"] == [pid]
     assert client.get("/status/web").json()["ready"] == 0
+    gate.touch()
     ready = wait_for(lambda: events_of(events, "ready"), timeout=10)
     assert ready[0] | {"pid": pid, "reason": "http", "detail": "HTTP 200"} == ready[0]
     assert state_of(client, pid) == "ready"
@@ -113,13 +120,19 @@ def test_tcp_readiness_passes_once_the_port_listens(
     assert state_of(client, pid) == "ready"
 
 
-def test_log_readiness_waits_for_the_line(client: httpx.Client, server: LiveServer) -> None:
+def test_log_readiness_waits_for_the_line(
+    client: httpx.Client, server: LiveServer, tmp_path: Path
+) -> None:
+    gate = tmp_path / "go"
     events = record_events(server, "late")
     readiness = {"log": r"ready on port \d+", "label": "out"}
-    create(client, "late", {**child("late_ready", "0.4"), "redirect_output": ["out", "err"],
+    create(client, "late", {**child("late_ready", str(gate)), "redirect_output": ["out", "err"],
                             "readiness": readiness})  # fmt: skip
     pid = one_pid(client, "late")
+    stream = process_of(server, pid).streams["out"]
+    wait_for(lambda: stream.last_seq >= 1, timeout=10)  # "starting": not the line it waits for
     assert state_of(client, pid) == "starting"
+    gate.touch()
     ready = wait_for(lambda: events_of(events, "ready"), timeout=10)
     assert ready[0]["detail"] == "server ready on port 1234"
     assert state_of(client, pid) == "ready"
