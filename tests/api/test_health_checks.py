@@ -8,6 +8,7 @@ systemd's notify protocol. Every wait is on an event or a condition, bounded.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,21 @@ import httpx
 import psutil
 import pytest
 
+from gaffer_gevent.flapping import BackoffConfig
+from gaffer_gevent.manager import Manager
 from gaffer_gevent.process import Process
 from tests.api.support import error
-from tests.conftest import LiveServer
-from tests.helpers import child, free_port, holds, wait_for
+from tests.conftest import LiveServer, managed
+from tests.helpers import child, free_port, holds, self_signed_cert, wait_for
 
 FAST = {"period": 0.1, "timeout": 0.5}
+#: Restarts after liveness failures follow the backoff: fast here, giving up at the 3rd.
+BACKOFF = BackoffConfig(first_delay=0.02, max_delay=0.1, reset_after=0.5, give_up_after=3)
+
+
+@pytest.fixture
+def manager() -> Iterator[Manager]:
+    yield from managed(backoff=BACKOFF)
 
 
 def events_of(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -391,3 +401,29 @@ def test_the_notify_socket_is_gone_with_its_pid(client: httpx.Client, server: Li
     wait_for(lambda: events_of(events, "exit"), timeout=10)
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, pytest.raises(OSError):
         sock.sendto(b"READY=1", address)
+
+
+def test_https_readiness_does_not_verify_the_certificate(
+    client: httpx.Client, server: LiveServer, tmp_path: Path
+) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    port = free_port()
+    events = record_events(server, "tls")
+    fields = http_server(port)
+    fields["env"].update(HEALTH_CERT=str(cert), HEALTH_KEY=str(key))
+    readiness = {"http": f"https://127.0.0.1:{port}/health", **FAST}
+    create(client, "tls", {**fields, "readiness": readiness})
+    ready = wait_for(lambda: events_of(events, "ready"), timeout=10)
+    assert ready[0]["detail"] == "HTTP 200"
+
+
+def test_liveness_failures_count_as_crashes_until_the_template_fails(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    events = record_events(server, "dead")
+    liveness = {"tcp": f"127.0.0.1:{free_port()}", "period": 0.05, "failure_threshold": 1}
+    create(client, "dead", {"cmd": "sleep", "args": ["30"], "liveness": liveness})
+    wait_for(lambda: events_of(events, "failed"), timeout=10)
+    assert len(events_of(events, "unhealthy")) == 3
+    status = client.get("/status/dead").json()
+    assert (status["state"], status["restarts"], status["failures"]) == ("failed", 2, 3)

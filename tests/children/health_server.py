@@ -3,10 +3,12 @@
 health_server.py PORT [READY_AFTER] [FAIL_FILE]: healthy READY_AFTER seconds after
 start (default 0), or, when READY_AFTER is a path, once that file exists (a test then
 decides the moment); while FAIL_FILE exists, ``/health`` answers 500 again (a test
-makes a liveness check fail by creating it). Any other path answers 404.
+makes a liveness check fail by creating it). Any other path answers 404. With
+$HEALTH_CERT and $HEALTH_KEY set it speaks HTTPS with that certificate.
 """
 
 import os
+import ssl
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -40,4 +42,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+server = HTTPServer(("127.0.0.1", port), Handler)
+if os.environ.get("HEALTH_CERT"):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.environ["HEALTH_CERT"], os.environ["HEALTH_KEY"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
