@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gaffer_gevent.checks.notify import MAX_STATUS_TEXT, NotifySocket
 from gaffer_gevent.checks.spec import CheckSpec, parse_check
 from gaffer_gevent.config import parse_config
-from gaffer_gevent.errors import BadValue, ConfigError
+from gaffer_gevent.errors import BadValue, ConfigError, GafferError
 from gaffer_gevent.template import ProcessTemplate
 
 
@@ -80,3 +84,30 @@ def test_notify_lines_are_applied_and_bounded() -> None:
         assert "\x1b" not in sock.status_text  # escaped
     finally:
         sock.close()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+TARGETS = st.text(max_size=60) | st.sampled_from(
+    ["http://[::1", "http://a:b@c/", "https://x:0/", "http://x:65536", "[::1]:", "a:-1", "$", "${"]
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    kind=st.sampled_from(["http", "tcp", "exec", "log", "notify"]),
+    target=JSON | TARGETS,
+    extra=st.dictionaries(st.sampled_from(["period", "timeout", "label", "failure_threshold"]),
+                          JSON, max_size=2),
+    key=st.sampled_from(["readiness", "liveness"]),
+)  # fmt: skip
+def test_any_value_is_a_check_or_a_named_400(kind: str, target: Any, extra: dict[str, Any],
+                                             key: str) -> None:  # fmt: skip
+    try:
+        parse_check({kind: target, **extra}, key)
+    except GafferError as exc:
+        assert exc.status == 400 and exc.field is not None and exc.field.startswith(key)
