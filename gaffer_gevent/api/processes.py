@@ -82,6 +82,8 @@ def _pid_item(segment: str) -> Response:
     process = mgr.get_process(pid)
     body = mgr.get_template(process.name).to_json()
     body.update(state=process.state.value, status_text=process.status_text)
+    if process.checks is not None and process.checks.last:
+        body["checks"] = process.checks.last  # what each check's last run saw
     return json_response(body)
 
 

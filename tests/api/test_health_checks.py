@@ -110,6 +110,8 @@ def test_http_readiness_waits_for_the_server(
     assert client.get("/processes/web/_pids", params={"state": "ready"}).json()["pids"] == []
     assert client.get("/processes/web/_pids", params={"state": "starting"}).json()["pids"] == [pid]
     assert client.get("/status/web").json()["ready"] == 0
+    last = client.get(f"/processes/{pid}").json()["checks"]
+    assert last == {"readiness": {"passed": False, "detail": "HTTP 503"}}
     gate.touch()
     ready = wait_for(lambda: events_of(events, "ready"), timeout=10)
     assert ready[0] | {"pid": pid, "reason": "http", "detail": "HTTP 200"} == ready[0]
