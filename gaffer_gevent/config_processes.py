@@ -16,7 +16,16 @@ from typing import Any
 
 from .errors import GafferError
 from .ini_source import IniSource
-from .ini_values import as_bool, as_flapping, as_float, as_int, as_labels, as_size, as_user
+from .ini_values import (
+    as_bool,
+    as_check,
+    as_flapping,
+    as_float,
+    as_int,
+    as_labels,
+    as_size,
+    as_user,
+)
 from .lifecycle_settings import depends_on_from_ini
 from .template import KNOWN_KEYS, ProcessTemplate
 
@@ -40,6 +49,7 @@ PROCESS_CONVERTERS: dict[str, Callable[[str], Any]] = {
     "flapping": as_flapping,
     "gid": as_user,
     "graceful_timeout": as_float,
+    "liveness": as_check,
     "logfile_backups": as_int,
     "logfile_maxbytes": as_size,
     "logfile_rotate_daily": as_bool,
@@ -47,6 +57,7 @@ PROCESS_CONVERTERS: dict[str, Callable[[str], Any]] = {
     "numprocesses": as_int,
     "os_env": as_bool,
     "priority": as_int,
+    "readiness": as_check,
     "redirect_input": as_bool,
     "redirect_output": as_labels,
     "restart_delay": as_float,

@@ -35,12 +35,12 @@ EventFilter = Callable[[str, dict[str, Any]], bool]
 MANAGER_EVENTS = (
     "create", "start", "stop", "update", "delete", "spawn", "reap", "exit", "stop_pid", "flap",
     "spawn_error", "backoff", "failed", "reload_conflict", "orphans",
-    "waiting", "ready", "completed", "rollout_done", "rollout_aborted",
+    "waiting", "ready", "unhealthy", "completed", "rollout_done", "rollout_aborted",
 )  # fmt: skip
 #: Events that also have a per-template ``proc.<name>.<event>`` twin.
 PROC_EVENTS = (
     "start", "stop", "spawn", "reap", "exit", "stop_pid", "spawn_error", "backoff", "failed",
-    "waiting", "ready", "completed", "rollout_done", "rollout_aborted",
+    "waiting", "ready", "unhealthy", "completed", "rollout_done", "rollout_aborted",
 )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ value the ini accepts is one ``POST /processes`` would accept too.
 from __future__ import annotations
 
 import configparser
+import json
 import math
 import re
 from collections.abc import Callable
@@ -120,3 +121,12 @@ def as_backoff(value: str) -> BackoffConfig:
     if "give_up_after" in settings:
         settings["give_up_after"] = int(settings["give_up_after"])
     return BackoffConfig(**settings)
+
+
+def as_check(value: str) -> Any:
+    """``readiness = {"http": "http://127.0.0.1:$PORT/health", "period": 2}``: the API's JSON
+    object on one line, checked by the template like a ``POST /processes`` body."""
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"must be a JSON object on one line ({exc})") from None

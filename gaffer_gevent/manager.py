@@ -28,6 +28,7 @@ from typing import Any
 
 import gevent
 
+from .checks.runner import CheckRunner
 from .dependency_gate import DependencyGate, lifecycle_status
 from .errors import Conflict, NotFound
 from .events import EventBus
@@ -209,6 +210,7 @@ class Manager:
             "restarts": state.restarts,
             "failures": state.backoff.failures_now(youngest),
             "retry_in": retry_in,
+            "ready": sum(process.ready for process in state.queue),
             **lifecycle_status(state),
         }
 
@@ -247,7 +249,7 @@ class Manager:
             self.groups.setdefault(template.group, []).append(template.name)
         self.bus.publish("create", name=template.name)
         if start:
-            self._publish_twin("start", template.name)
+            self.publish_twin("start", template.name)
             self.reconcile(state)
 
     def update_template(self, template: ProcessTemplate, *, start: bool = True) -> None:
@@ -263,7 +265,7 @@ class Manager:
         self.bus.publish("update", name=template.name)
         if start:
             state.stopped = False
-            self._publish_twin("start", template.name)
+            self.publish_twin("start", template.name)
             self.reconcile(state)
 
     def remove_template(self, name: str) -> None:
@@ -295,7 +297,7 @@ class Manager:
         state.stopped = False
         state.cancel_timers()
         state.reset_policies()
-        self._publish_twin("start", name)
+        self.publish_twin("start", name)
         self.reconcile(state)
 
     def stop_template(self, name: str) -> None:
@@ -342,7 +344,7 @@ class Manager:
         state = self.states.get(process.name)
         self._detach(process, state)
         process.stop()
-        self._publish_twin("stop_pid", process.name, pid=pid, os_pid=process.os_pid)
+        self.publish_twin("stop_pid", process.name, pid=pid, os_pid=process.os_pid)
 
     def signal_process(self, pid: int, sig: int | str) -> None:
         signum = parse_signal(sig)
@@ -428,17 +430,19 @@ class Manager:
         )  # fmt: skip
         process.spawned_at = self.clock()
         process.restarts = state.inherited.popleft() if state.inherited else 0
+        process.checks = CheckRunner(process, self._publish_check)
         process.spawn()
         state.queue.append(process)
         self.running[process.pid] = process
         if process.spawn_error is None:
-            self._publish_twin(
+            self.publish_twin(
                 "spawn", tpl.name, pid=process.pid, detached=tpl.detach, os_pid=process.os_pid
             )
             for hook in self.spawn_hooks:
                 hook(process)
+            process.checks.start()  # "ready" at once without a readiness check
         else:  # e.g. EMFILE, EAGAIN, ENOENT: an exit with 127 follows, respawn a second later
-            self._publish_twin("spawn_error", tpl.name, pid=process.pid, error=process.spawn_error)
+            self.publish_twin("spawn_error", tpl.name, pid=process.pid, error=process.spawn_error)
         return process
 
     def spawn_one(self, state: TemplateState) -> Process:
@@ -450,14 +454,14 @@ class Manager:
         if process in state.queue or process.alive:
             self._detach(process, state)
             process.stop()
-            self._publish_twin(event, process.name, pid=process.pid, os_pid=process.os_pid)
+            self.publish_twin(event, process.name, pid=process.pid, os_pid=process.os_pid)
 
     def _reap(self, state: TemplateState) -> None:
         while state.queue and len(state.queue) + len(state.finished) > state.template.numprocesses:
             process = state.queue[0]
             self._detach(process, state)
             process.stop()
-            self._publish_twin("reap", process.name, pid=process.pid, os_pid=process.os_pid)
+            self.publish_twin("reap", process.name, pid=process.pid, os_pid=process.os_pid)
 
     def _restart(self, state: TemplateState) -> None:
         """A fresh set of numprocesses; the current ones are reaped once it runs."""
@@ -475,9 +479,9 @@ class Manager:
             return
         state.stopped = True
         name = state.template.name
-        self._publish_twin("stop", name)
+        self.publish_twin("stop", name)
         for process in list(state.queue):
-            self._publish_twin("stop_pid", name, pid=process.pid, os_pid=process.os_pid)
+            self.publish_twin("stop_pid", name, pid=process.pid, os_pid=process.os_pid)
             self._detach(process, state)
             process.stop()
 
@@ -501,7 +505,7 @@ class Manager:
             state.queue.remove(process)
             state.outgoing.discard(process)
         status = process.exit_status or SPAWN_FAILED
-        self._publish_twin(
+        self.publish_twin(
             "exit", process.name, pid=process.pid, exit_status=status.exit_status,
             term_signal=status.term_signal, os_pid=process.os_pid,
         )  # fmt: skip
@@ -509,7 +513,7 @@ class Manager:
             if state is not None and not state.stopped:
                 self.reconcile(state)
             return
-        if process.stop_requested:
+        if process.stop_requested and process.failed_check is None:
             self.reconcile(state)
         elif not state.template.restart.respawns(status.exit_status, status.term_signal):
             self._finished(state, process, status.exit_status == 0 and not status.term_signal)
@@ -521,7 +525,7 @@ class Manager:
         process.state = ProcessState.COMPLETED if success else ProcessState.FAILED
         state.finished.append(process)
         status = process.exit_status or SPAWN_FAILED
-        self._publish_twin(
+        self.publish_twin(
             process.state.value, process.name, pid=process.pid, os_pid=process.os_pid,
             exit_status=status.exit_status, term_signal=status.term_signal,
         )  # fmt: skip
@@ -556,7 +560,7 @@ class Manager:
             return  # this exit belongs to the round already waiting
         state.retry_at = self.clock() + delay
         state.respawn_timer = gevent.spawn_later(delay, self._respawn_due, state)
-        self._publish_twin(
+        self.publish_twin(
             "backoff", state.template.name, delay=round(delay, 3),
             failures=state.backoff.failures, restarts=state.restarts,
         )  # fmt: skip
@@ -573,7 +577,7 @@ class Manager:
         state.failed = True
         self._stop(state)
         log.warning("%s failed: %s; gave up restarting it", name, reason)
-        self._publish_twin(
+        self.publish_twin(
             "failed", name, reason=reason, failures=state.backoff.failures,
             restarts=state.restarts,
         )  # fmt: skip
@@ -623,4 +627,6 @@ class Manager:
         self.bus.publish(event, name=name, **fields)
         self.bus.publish(f"proc.{name}.{event}", name=name, **fields)
 
-    _publish_twin = publish_twin
+    def _publish_check(self, event: str, process: Process, **fields: Any) -> None:
+        """``ready``/``unhealthy`` of one pid, from its checks (checks/runner.py)."""
+        self.publish_twin(event, process.name, pid=process.pid, os_pid=process.os_pid, **fields)

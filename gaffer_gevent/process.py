@@ -20,7 +20,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import Event
@@ -32,6 +32,9 @@ from .reader import read_pipe
 from .spawn import ExitStatus, fork_exec, kill_group, open_devnull, watch_exit
 from .streams import DEFAULT_BUFFER_SIZE, Stream
 from .template import ProcessTemplate
+
+if TYPE_CHECKING:
+    from .checks.runner import CheckRunner
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,12 @@ class Process:
         self.template = template
         self.name = template.name
         self.os_pid = 0
-        self.state = ProcessState.RUNNING
+        # A pid whose template has a readiness check starts STARTING (see checks/runner.py).
+        self.state = ProcessState.STARTING if template.readiness else ProcessState.RUNNING
+        #: Its readiness/liveness checks, set by the manager before ``spawn``.
+        self.checks: CheckRunner | None = None
+        #: "liveness" when a failed check stopped it: the exit then counts as a crash.
+        self.failed_check: str | None = None
         self.started_at = time.time()
         self.exit_status: ExitStatus | None = None
         self.spawn_error: str | None = None
@@ -127,6 +135,8 @@ class Process:
         try:
             env = tpl.child_env()
             argv = tpl.argv(env)
+            if self.checks is not None:
+                self.checks.prepare(env)  # NOTIFY_SOCKET, WATCHDOG_USEC
             stdin = self._stdin_pipe(child_fds)
             stdout, stderr = self._output_pipes(child_fds)
             self.os_pid = fork_exec(
@@ -136,6 +146,8 @@ class Process:
         except (OSError, KeyError, ValueError) as exc:
             self.spawn_error = _describe(exc)
             log.warning("cannot spawn %s: %s", tpl.name, self.spawn_error)
+            if self.checks is not None:
+                self.checks.stop()
             self._close_parent_fds()
             self.state = ProcessState.EXITED
             self.exit_status = SPAWN_FAILED
@@ -195,6 +207,16 @@ class Process:
     def alive(self) -> bool:
         return self.state not in _GONE
 
+    @property
+    def ready(self) -> bool:
+        """Ready for work: its readiness check passed, or its template has none."""
+        return self.state in (ProcessState.READY, ProcessState.RUNNING)
+
+    @property
+    def status_text(self) -> str | None:
+        """The last ``STATUS=`` it sent to its ``NOTIFY_SOCKET`` (None: none)."""
+        return None if self.checks is None else self.checks.status_text
+
     def send_signal(self, sig: int) -> None:
         """Signal the child (the leader only, as gaffer does)."""
         if self.alive and self.os_pid:
@@ -228,6 +250,8 @@ class Process:
     def _finish(self, status: ExitStatus) -> None:
         self.exit_status = status
         kill_group(self.os_pid, signal.SIGKILL)  # leftovers of the group die with the leader
+        if self.checks is not None:
+            self.checks.stop()
         if self._kill_timer is not None:
             self._kill_timer.kill(block=False)
         # Wait for the pipe readers only: the stdin writer never ends on its own.

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import limits
+from .checks.spec import CheckSpec, parse_check
 from .errors import BadValue, InvalidProcessInfo
 from .flapping_settings import FlappingConfig as FlappingConfig  # its old home, still importable
 from .lifecycle_settings import (
@@ -137,7 +138,7 @@ KNOWN_KEYS = frozenset(
         "numprocesses", "start", "redirect_output", "redirect_input", "graceful_timeout",
         "flapping", "priority", "custom_streams", "group", "buffer_size",
         "stdout_logfile", "stderr_logfile", "logfile_maxbytes", "logfile_backups",
-        "logfile_rotate_daily",
+        "logfile_rotate_daily", "readiness", "liveness",
         "restart", "restart_delay", "max_restart_delay", "restart_jitter", "depends_on",
     }
 )  # fmt: skip
@@ -177,6 +178,9 @@ class ProcessTemplate:
     max_restart_delay: float | None = None
     restart_jitter: float | None = None
     depends_on: dict[str, Condition] = field(default_factory=dict)
+    #: Health checks (checks/spec.py): when a pid is ready, when it must be restarted.
+    readiness: CheckSpec | None = None
+    liveness: CheckSpec | None = None
 
     @property
     def group(self) -> str | None:
@@ -265,6 +269,15 @@ class ProcessTemplate:
             raise BadValue("restart_delay must be <= max_restart_delay", field="restart_delay")
         self.restart_jitter = parse_jitter(s)
         self.depends_on = parse_depends_on(s.get("depends_on"))
+        self.readiness = parse_check(s.get("readiness"), "readiness")
+        self.liveness = parse_check(s.get("liveness"), "liveness")
+        check = self.readiness
+        if check is not None and check.kind == "log" and check.label not in self.labels:
+            raise BadValue(
+                f"readiness.label {printable(check.label)!r} must be a label of "
+                "redirect_output (a log check reads that stream)",
+                field="readiness.label",
+            )
 
     def _args(self, args: Any) -> list[str] | None:
         if isinstance(args, str):

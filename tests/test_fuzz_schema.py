@@ -83,6 +83,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from werkzeug.exceptions import HTTPException
 
+import gaffer_gevent.checks.exec
 import gaffer_gevent.process
 from gaffer_gevent import spawn
 from gaffer_gevent.api import replace_credentials
@@ -145,6 +146,7 @@ def harmless_children(monkeypatch: pytest.MonkeyPatch) -> None:
         return spawn.fork_exec(confined_argv(argv), env={}, **kwargs)
 
     monkeypatch.setattr(gaffer_gevent.process, "fork_exec", fork_exec)
+    monkeypatch.setattr(gaffer_gevent.checks.exec, "fork_exec", fork_exec)  # exec checks
 
 
 @pytest.fixture
@@ -154,14 +156,17 @@ def manager() -> Iterator[Manager]:
 
 
 def seed(manager: Manager, *, ticking: bool) -> None:
-    """Templates the cases are aimed at: a sleeper with streams, stdin and log files, a
-    stopped one (started, it exits at once, flaps and gives up), and in group ``fuzz`` a
-    second sleeper, or a ticker respawning every 0.1 s so that event feeds have something
-    to say (not with the read token: its run must end with everything as it was)."""
+    """Templates the cases are aimed at: a sleeper with streams, stdin, log files and a
+    readiness check that never passes, a stopped one (started, it exits at once, flaps and
+    gives up), and in group ``fuzz`` a second sleeper, or a ticker respawning every 0.1 s so
+    that event feeds have something to say (not with the read token: its run must end with
+    everything as it was)."""
     bodies: list[dict[str, Any]] = [
         {"name": "sleeper", "cmd": "sleep", "args": ["60"], "redirect_output": ["out", "err"],
          "redirect_input": True, "stdout_logfile": "sleeper.log",
-         "stderr_logfile": "sleeper.err.log"},
+         "stderr_logfile": "sleeper.err.log",
+         # never ready (nothing listens on port 1): GET /ready answers its 503 too
+         "readiness": {"tcp": "127.0.0.1:1", "period": 60}},
         {"name": "idle", "cmd": "true", "start": False,  # started, it flaps, then gives up
          "flapping": {"attempts": 2, "window": 1, "retry_in": 0.5, "max_retry": 1}},
         {"name": f"{SEED_GROUP}:ticker", "cmd": "sleep", "args": ["0.1" if ticking else "60"],
@@ -225,9 +230,13 @@ class BoundedSession(requests.Session):
 
 
 def no_server_error(ctx: CheckContext, response: Any, case: Case[Any]) -> bool | None:
-    """Schemathesis's ``not_a_server_error``, but the documented 503 ``stdin_full``."""
+    """Schemathesis's ``not_a_server_error``, but the documented 503 ``stdin_full`` and the
+    503 of ``GET /ready`` (a pid not ready yet)."""
     stdin = case.operation.label == "POST /streams/{pid}/{label}"
     if stdin and response.status_code == 503 and response.json().get("error") == "stdin_full":
+        return None
+    ready = case.operation.label == "GET /ready"
+    if ready and response.status_code == 503 and response.json().get("ready") is False:
         return None
     return not_a_server_error(ctx, response, case)
 
@@ -310,7 +319,10 @@ def head_probe(case: Case[Any], url: str, session: BoundedSession, headers: dict
     except StillWaiting:
         assert FEEDS.match(f"GET {case.path}"), f"HEAD {case.formatted_path} did not answer"
         return
-    assert response.status_code < 500, f"HEAD {case.formatted_path}: {response.status_code}"
+    not_ready = case.path == "/ready" and response.status_code == 503  # documented, not an error
+    assert response.status_code < 500 or not_ready, (
+        f"HEAD {case.formatted_path}: {response.status_code}"
+    )
     assert response.content == b"", f"HEAD {case.formatted_path} sent a body"
 
 

@@ -185,9 +185,9 @@ def test_template_events_follow_spec_order(manager: Manager) -> None:
     wait_for(lambda: sum(e["event"] == "exit" for e in events) == 2)
     names = [e["event"] for e in events if not e["event"].endswith("exit")]
     assert names == [
-        "create", "start", "proc.ord.start", "spawn", "proc.ord.spawn", "spawn",
-        "proc.ord.spawn", "update", "reap", "proc.ord.reap", "stop", "proc.ord.stop",
-        "stop_pid", "proc.ord.stop_pid",
+        "create", "start", "proc.ord.start", "spawn", "proc.ord.spawn", "ready",
+        "proc.ord.ready", "spawn", "proc.ord.spawn", "ready", "proc.ord.ready", "update", "reap",
+        "proc.ord.reap", "stop", "proc.ord.stop", "stop_pid", "proc.ord.stop_pid",
     ]  # fmt: skip
 
 

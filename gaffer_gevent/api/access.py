@@ -29,6 +29,7 @@ FEED = Access(Role.READ, ticket=True)
 ROUTES: dict[tuple[str, str], Access] = {
     ("root.ping", "GET"): PUBLIC,
     ("auth.health", "GET"): PUBLIC,
+    ("auth.ready", "GET"): READ,
     ("root.welcome", "GET"): READ,
     ("root.openapi", "GET"): READ,
     ("auth.whoami", "GET"): READ,

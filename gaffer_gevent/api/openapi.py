@@ -23,6 +23,7 @@ from ..limits import (
     MAX_UNAVAILABLE,
     ProcessLimits,
 )  # fmt: skip
+from ..process import ProcessState
 from .extension import DEFAULT_STDIN_MAX_BODY
 from .rules import COUNT, LABEL, NAME, PID, SEGMENT, URL_INT, Schema, template_schema
 
@@ -32,6 +33,8 @@ ENDPOINTS: list[tuple[str, str, str, list[str], str | None, list[str]]] = [
     ("get", "/ping", "Liveness: the text OK (no token needed)", [], None, []),
     ("get", "/health", "gafferd is alive: status and template count (no token needed)", [],
      None, []),
+    ("get", "/ready", "200 when every pid of every template with a readiness check is ready, "
+     "else 503 listing those that are not", [], None, []),
     ("get", "/auth/whoami", "The caller's name, role and scope", [], None, []),
     ("post", "/auth/ticket",
      "A single-use ticket (30 s) for ?ticket= on a GET feed or the websocket", [], None, []),
@@ -51,15 +54,16 @@ ENDPOINTS: list[tuple[str, str, str, list[str], str | None, list[str]]] = [
     ("delete", "/processes/{name}", "Stop and remove a template (or stop one pid, if digits)",
      [], None, ["not_found", "bad_value"]),
     ("get", "/processes/{name}/{action}",
-     "_pids: running pids of a template; _logs: its log file history (tail: last N lines)",
-     ["label", "tail"], None,
+     "_pids: running pids of a template (state: only those in it); _logs: its log file "
+     "history (tail: last N lines)",
+     ["label", "tail", "state"], None,
      ["not_found", "resource_not_found", "io_not_found", "bad_value", "method_not_allowed"]),
     ("post", "/processes/{name}/{action}",
      "_start, _stop, _restart, _add, _sub, _signal, _rotate on a template; _stop, _signal on a pid",
      ["rolling", "max_unavailable", "ready_timeout"], None,
      ["not_found", "resource_not_found", "bad_value", "no_signal_number", "conflict"]),
     ("get", "/processes/{name}/{action}/{arg}", "_logs/<label>; _pids (the argument is ignored)",
-     ["label", "tail"], None,
+     ["label", "tail", "state"], None,
      ["not_found", "resource_not_found", "io_not_found", "bad_value", "method_not_allowed"]),
     ("post", "/processes/{name}/{action}/{arg}", "_add/n, _sub/n, _signal/SIG on a template or pid",
      [], None, ["not_found", "resource_not_found", "bad_value"]),
@@ -176,6 +180,8 @@ QUERY_PARAMS: dict[str, tuple[Schema, str]] = {
                "json: one JSON object per chunk (seq, ts, pid, os_pid, label, data)"),
     "overflow": ({"enum": ["skip", "close"]},
                  "skip (default: jump ahead, report a gap) or close, for a consumer left behind"),
+    "state": ({"enum": [state.value for state in ProcessState]},
+              "_pids: only the pids in this state (ready: also those without a readiness check)"),
     "label": (LABEL, "_logs: the label (or stdout / stderr) whose log file to read; default "
                      "stdout"),
     "rolling": ({"enum": ["1", "true", "0", "false"]},
@@ -219,6 +225,7 @@ SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/ping"): {"text/plain": {"schema": {"const": "OK"}}},
     ("get", "/health"): _json(_object(["status", "templates"], status={"const": "ok"},
                                       templates={"type": "integer", "minimum": 0})),
+    ("get", "/ready"): _json(_object(["ready"], ready={"const": True})),
     ("get", "/auth/whoami"): _json(_object(["name", "role", "scope"], name=_STRING,
                                            role={"enum": ["read", "stdin", "operate", "admin"]},
                                            scope=NAMES)),
@@ -233,7 +240,7 @@ SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/processes/{name}/{action}/{arg}"): TEMPLATE_READ,
     ("get", "/status/{name}"): _json(_object(
         ["active", "running", "max_processes"], active={"type": "boolean"},
-        running={"type": "integer", "minimum": 0},
+        running={"type": "integer", "minimum": 0}, ready={"type": "integer", "minimum": 0},
         max_processes={"type": "integer", "minimum": 0})),
     ("get", "/groups"): _json(NAMES),
     ("get", "/groups/{group}"): _json(NAMES),
@@ -250,6 +257,13 @@ SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
 }  # fmt: skip
 #: Answers other than 200 that are not errors.
 OTHER_SUCCESS = {("get", "/wstreams/{pid}"): ("101", "switching protocols: the websocket")}
+#: Answers other than 200 that are not errors either, with a body.
+NOT_READY: Schema = _object(
+    ["ready", "not_ready"], ready={"const": False},
+    not_ready={"type": "array", "items": _object(
+        ["name", "pid", "state"], name=_STRING, pid={"type": "integer", "minimum": 1},
+        state=_STRING)})  # fmt: skip
+OTHER_ANSWERS = {("get", "/ready"): {"503": ("some pid is not ready", _json(NOT_READY))}}
 #: Headers an error answer always carries.
 ERROR_HEADERS = {
     "401": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
@@ -300,6 +314,10 @@ def _responses(method: str, path: str, errors: list[str]) -> dict[str, Any]:
         responses["200"] = {"description": "success"}
         if not head:
             responses["200"]["content"] = content
+    for status, (description, content) in OTHER_ANSWERS.get((method, path), {}).items():
+        responses[status] = {"description": description}
+        if not head:
+            responses[status]["content"] = content
     codes_of: dict[str, list[str]] = {}
     for code in errors:
         codes_of.setdefault(str(STATUS_OF[code]), []).append(code)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from ..errors import BadValue, MethodNotAllowed, NoSignalNumber, ResourceNotFound
+from ..process import Process, ProcessState
 from ..rolling import RollSettings, start_rolling
 from ..template import ProcessTemplate
 from .extension import manager
@@ -27,6 +28,8 @@ bp = Blueprint("processes", __name__)
 
 #: Flask answers HEAD on every GET route: a HEAD is a read, never one of the POST actions.
 READS = ("GET", "HEAD")
+#: What ``_pids?state=`` takes.
+STATE_NAMES = tuple(state.value for state in ProcessState)
 
 
 @bp.route("/processes", methods=["GET", "POST"])
@@ -78,7 +81,11 @@ def _pid_item(segment: str) -> Response:
         mgr.stop_process(pid)
         return ok()
     process = mgr.get_process(pid)
-    return json_response(mgr.get_template(process.name).to_json())
+    body = mgr.get_template(process.name).to_json()
+    body.update(state=process.state.value, status_text=process.status_text)
+    if process.checks is not None and process.checks.last:
+        body["checks"] = process.checks.last  # what each check's last run saw
+    return json_response(body)
 
 
 @bp.route("/processes/<segment>/<action>", methods=["GET", "POST"])
@@ -91,7 +98,12 @@ def action(segment: str, action: str, arg: str | None = None) -> Response:
     if request.method in READS:
         if action != "_pids":
             return _extra_action(segment, action, arg, read=True)
-        return ok(pids=mgr.pids(segment))
+        wanted = request.args.get("state")
+        if wanted is None:
+            return ok(pids=mgr.pids(segment))
+        if wanted not in STATE_NAMES:
+            raise BadValue(f"state must be one of {', '.join(STATE_NAMES)}", field="state")
+        return ok(pids=[p.pid for p in mgr.state(segment).queue if _in_state(p, wanted)])
     if action == "_start":
         mgr.start_template(segment)
     elif action == "_stop":
@@ -114,6 +126,11 @@ def action(segment: str, action: str, arg: str | None = None) -> Response:
     else:
         return _extra_action(segment, action, arg)
     return ok()
+
+
+def _in_state(process: Process, wanted: str) -> bool:
+    """``?state=ready`` means ready (also a pid without a readiness check); others match."""
+    return process.ready if wanted == "ready" else process.state.value == wanted
 
 
 def _extra_action(name: str, action: str, arg: str | None, *, read: bool = False) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checks import spec as checks
 from ..limits import (
     MAX_ARGS,
     MAX_DEPENDENCIES,
@@ -113,6 +114,7 @@ def template_schema(limits: ProcessLimits, *, named: bool = True) -> Schema:
         "logfile_maxbytes": integer(0, MAX_LOGFILE_BYTES),
         "logfile_backups": integer(0, MAX_LOGFILE_BACKUPS),
         **lifecycle_properties(),
+        "readiness": check_schema(liveness=False), "liveness": check_schema(liveness=True),
     }  # fmt: skip
     return {"type": "object", "required": ["name", "cmd"] if named else ["cmd"],
             "additionalProperties": False, "properties": properties}  # fmt: skip
@@ -131,3 +133,35 @@ def lifecycle_properties() -> Schema:
                        "additionalProperties": conditions,
                        "description": "template name or GROUP:* -> started, ready or completed"},
     }  # fmt: skip
+
+
+def check_schema(*, liveness: bool) -> Schema:
+    """``readiness``/``liveness`` (checks/spec.py): one kind, Kubernetes' timings; null: none.
+
+    Looser than the checks where they parse (a URL, ``host:port``, a regex): those
+    get a 400 naming the field, as the module docstring says.
+    """
+    text = {"type": "string", "minLength": 1, "maxLength": checks.MAX_TARGET_LENGTH}
+    kinds: Schema = {
+        "http": text, "tcp": text,
+        "exec": {"type": "array", "minItems": 1, "maxItems": checks.MAX_EXEC_ARGS,
+                 "items": {"type": "string", "maxLength": checks.MAX_EXEC_ARG_LENGTH}},
+        "notify": {"const": True},
+    }  # fmt: skip
+    if not liveness:
+        kinds["log"] = {"type": "string", "maxLength": checks.MAX_TARGET_LENGTH}
+    count = {"type": "integer", "minimum": 1, "maximum": checks.MAX_THRESHOLD}
+    properties: Schema = {
+        **kinds,
+        "initial_delay": {"type": "number", "minimum": 0, "maximum": checks.MAX_DELAY},
+        "period": {"type": "number", "minimum": checks.MIN_PERIOD, "maximum": checks.MAX_PERIOD},
+        "timeout": {"type": "number", "minimum": checks.MIN_TIMEOUT,
+                    "maximum": checks.MAX_TIMEOUT},
+        "failure_threshold": count,
+        "success_threshold": {"const": 1} if liveness else count,
+    }  # fmt: skip
+    if not liveness:
+        properties["label"] = LABEL
+    check = {"type": "object", "additionalProperties": False, "properties": properties,
+             "oneOf": [{"required": [kind]} for kind in kinds]}  # fmt: skip
+    return {"anyOf": [check, {"type": "null"}]}

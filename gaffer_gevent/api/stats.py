@@ -22,12 +22,13 @@ STAT_INTERVAL = 0.1
 
 def _template_stats(name: str) -> dict[str, Any]:
     """Spec 9.2, plus per process ``started_at`` (epoch seconds, for uptimes) and ``restarts``
-    (how many crashed processes in a row this one replaces)."""
+    (how many crashed processes in a row this one replaces) and ``state``."""
     processes = [p for p in manager().state(name).queue if p.os_pid]
     body = gaffer().stats.template_stats(name, [(p.pid, p.os_pid) for p in processes])
     for info, process in zip(body["stats"], processes, strict=True):
         info["started_at"] = process.started_at
         info["restarts"] = process.restarts
+        info["state"] = process.state.value
     return body
 
 

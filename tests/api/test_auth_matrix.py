@@ -63,6 +63,7 @@ CONTINUOUS = {"params": {"feed": "continuous"}}
 CASES: dict[tuple[str, ...], Case] = {
     ("root.ping", "GET"): fixed("GET", "/ping"),
     ("auth.health", "GET"): fixed("GET", "/health"),
+    ("auth.ready", "GET"): fixed("GET", "/ready"),
     ("root.welcome", "GET"): fixed("GET", "/"),
     ("root.openapi", "GET"): fixed("GET", "/openapi.json"),
     ("auth.whoami", "GET"): fixed("GET", "/auth/whoami"),
@@ -91,7 +92,7 @@ CASES: dict[tuple[str, ...], Case] = {
 }
 #: Routes that name no template: a scoped token is filtered there, not refused.
 UNSCOPED = {
-    ("root.ping", "GET"), ("auth.health", "GET"), ("root.welcome", "GET"),
+    ("root.ping", "GET"), ("auth.health", "GET"), ("auth.ready", "GET"), ("root.welcome", "GET"),
     ("root.openapi", "GET"), ("auth.whoami", "GET"), ("auth.ticket", "POST"),
     ("processes.collection", "GET"), ("groups.collection", "GET"), ("watch.watch", "GET"),
     ("stats.all_stats", "GET"), ("logs.subscriptions", "GET"),

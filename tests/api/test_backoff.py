@@ -66,7 +66,7 @@ def test_a_crash_loop_ends_failed_until_started_again(
     assert names.index("failed") > names.index("stop")  # failed means stopped
     assert status(client, "crash") == {
         "active": False, "running": 0, "max_processes": 1, "state": "failed",
-        "restarts": 4, "failures": 5, "retry_in": None,
+        "restarts": 4, "failures": 5, "retry_in": None, "ready": 0,
     }  # fmt: skip
     spawns = names.count("spawn")
     # three max delays: nothing is spawned any more
@@ -87,7 +87,7 @@ def test_a_crash_loop_ends_failed_until_started_again(
     assert client.put("/processes/crash", json={"cmd": "sleep 600"}).status_code == 200
     assert status(client, "crash") == {
         "active": True, "running": 1, "max_processes": 1, "state": "running",
-        "restarts": 0, "failures": 0, "retry_in": None,
+        "restarts": 0, "failures": 0, "retry_in": None, "ready": 1,
     }  # fmt: skip
 
 

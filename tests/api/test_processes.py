@@ -93,6 +93,7 @@ def test_create_with_start_false_spawns_nothing(client: httpx.Client) -> None:
         "restarts": 0,
         "failures": 0,
         "retry_in": None,
+        "ready": 0,
     }
 
 
@@ -224,7 +225,9 @@ def test_head_get_by_pid(client: httpx.Client) -> None:
     assert (r.status_code, r.content) == (200, b"")
     r = client.head("/processes/3")
     assert (r.status_code, r.content) == (404, b"")
-    assert client.get("/processes/2").json() == client.get("/processes/owner").json()
+    by_pid = client.get("/processes/2").json()
+    assert by_pid == {**client.get("/processes/owner").json(), "state": "running",
+                      "status_text": None}  # fmt: skip
     error(client.get("/processes/3"), 404, "not_found")
 
 
@@ -270,6 +273,7 @@ def test_stop_then_start_spawns_again(client: httpx.Client) -> None:
         "restarts": 0,
         "failures": 0,
         "retry_in": None,
+        "ready": 0,
     }
     assert pids(client, "svc") == []
     # Stopping twice is a no-op.
@@ -314,6 +318,7 @@ def test_add_and_sub_scale_and_clamp_at_zero(client: httpx.Client) -> None:
         "restarts": 0,
         "failures": 0,
         "retry_in": None,
+        "ready": 0,
     }
     assert client.post("/processes/svc/_add/1").json() == {"ok": True, "numprocesses": 1}
     assert pids(client, "svc") == [6]
@@ -428,6 +433,7 @@ def test_status(client: httpx.Client) -> None:
         "restarts": 0,
         "failures": 0,
         "retry_in": None,
+        "ready": 3,
     }
     error(client.get("/status/none"), 404, "not_found")
 

@@ -82,7 +82,8 @@ def test_template_stats(client: httpx.Client, server: LiveServer) -> None:
     for entry, pid in zip(body["stats"], (1, 2), strict=True):
         assert entry["started_at"] == server.manager.running[pid].started_at  # ours, for uptimes
         assert entry["restarts"] == 0  # ours: crashed processes in a row this one replaces
-        extra = ("id", "started_at", "restarts")
+        assert entry["state"] == "running"  # ours: no readiness check, so ready at spawn
+        extra = ("id", "started_at", "restarts", "state")
         check_info({k: v for k, v in entry.items() if k not in extra}, os_pid(server, pid))
     cpus = [s["cpu"] for s in body["stats"]]
     mems = [s["mem"] for s in body["stats"]]

@@ -45,10 +45,11 @@ def watching(manager: Manager, baseline: int) -> bool:
 
 #: Every event of "create w, then stop it", in publish order (spec 6.2).
 CREATE_STOP = [
-    "create", "start", "proc.w.start", "spawn", "proc.w.spawn",
+    "create", "start", "proc.w.start", "spawn", "proc.w.spawn", "ready", "proc.w.ready",
     "stop", "proc.w.stop", "stop_pid", "proc.w.stop_pid", "exit", "proc.w.exit",
 ]  # fmt: skip
-PROC_W = ["proc.w.start", "proc.w.spawn", "proc.w.stop", "proc.w.stop_pid", "proc.w.exit"]
+PROC_W = ["proc.w.start", "proc.w.spawn", "proc.w.ready", "proc.w.stop", "proc.w.stop_pid",
+          "proc.w.exit"]  # fmt: skip
 
 PATTERNS = {
     "/watch": CREATE_STOP,
@@ -101,7 +102,9 @@ def test_scale_and_delete_events(client: httpx.Client, server: LiveServer) -> No
         assert sub[1]["pid"] == 1  # the oldest is reaped
         assert sorted(names(sub[3:])) == ["exit", "proc.s.exit"]
         assert client.post("/processes/s/_add").status_code == 200
-        assert names(read_messages(events, 3)) == ["update", "spawn", "proc.s.spawn"]
+        assert names(read_messages(events, 5)) == [
+            "update", "spawn", "proc.s.spawn", "ready", "proc.s.ready",
+        ]  # fmt: skip
         assert client.delete("/processes/s").status_code == 200
         removal = names(read_messages(events, 6))
         assert removal == ["stop", "proc.s.stop"] + ["stop_pid", "proc.s.stop_pid"] * 2
@@ -161,17 +164,19 @@ def test_spawn_and_exit_fields(client: httpx.Client, server: LiveServer) -> None
         events = r.iter_raw()
         create(client, "w")
         os_pid = server.manager.running[1].os_pid
-        spawn = read_messages(events, 5)[3]
-        assert spawn == {"event": "spawn", "name": "w", "pid": 1, "detached": False,
-                         "os_pid": os_pid}  # fmt: skip
+        created = read_messages(events, 7)
+        assert created[3] == {"event": "spawn", "name": "w", "pid": 1, "detached": False,
+                              "os_pid": os_pid}  # fmt: skip
+        assert created[5] == {"event": "ready", "name": "w", "pid": 1, "os_pid": os_pid,
+                              "reason": "no readiness check"}  # fmt: skip
         assert client.post("/processes/1/_signal/TERM").status_code == 200
         exit_, twin = read_messages(events, 2)
         assert exit_ == {"event": "exit", "name": "w", "pid": 1, "exit_status": 0,
                          "term_signal": signal.SIGTERM, "os_pid": os_pid}  # fmt: skip
         assert twin == {**exit_, "event": "proc.w.exit"}
         # Not stopped: a replacement spawns, after the backoff (it ran a moment, not 10 s).
-        assert names(read_messages(events, 4)) == [
-            "backoff", "proc.w.backoff", "spawn", "proc.w.spawn",
+        assert names(read_messages(events, 6)) == [
+            "backoff", "proc.w.backoff", "spawn", "proc.w.spawn", "ready", "proc.w.ready",
         ]  # fmt: skip
 
 

@@ -36,7 +36,7 @@ def test_server_and_template_calls(client):
     assert client.get_process_by_pid(pid)["name"] == "ga:a"
     assert client.status("ga:a") == {
         "active": True, "running": 1, "max_processes": 1,
-        "state": "running", "restarts": 0, "failures": 0, "retry_in": None,
+        "state": "running", "restarts": 0, "failures": 0, "retry_in": None, "ready": 1,
     }  # fmt: skip
     assert client.add("ga:a", 2) == 3 and client.sub("ga:a") == 2  # reaps the oldest: pid
     victim = client.pids("ga:a")[0]

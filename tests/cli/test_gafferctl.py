@@ -124,6 +124,7 @@ def test_json_output(ctl, client):
         "restarts": 0,
         "failures": 0,
         "retry_in": None,
+        "ready": 1,
     }
     assert json.loads(ctl("--json", "add", "tick").out) == {"ok": True, "numprocesses": 2}
     assert json.loads(ctl("--json", "stop", "tick").out) == {"ok": True}
