@@ -3,12 +3,12 @@
     .venv/bin/python bench/dependency_latency.py [--rounds 200] [--write]
 
 A manager in this process (gevent, as in gafferd) runs ``db`` and ``web`` with
-``depends_on = {"db": "ready"}``. A spawn hook holds db back (``process.ready =
-False``, what the dependency gate reads until the health checks land); each round
-then marks db ready and publishes ``proc.db.ready`` as the checks will, and times
-the gap until ``web``'s ``fork_exec`` has returned (web's spawn hook: the child
-exists and has exec'd or is about to). Both templates are then stopped and
-started again for the next round. Target: under 20 ms.
+``depends_on = {"db": "ready"}``. db has a real readiness check (a log line it
+prints once this round's gate file exists); each round creates the gate and times
+the gap from ``proc.db.ready`` on the bus to the moment ``web``'s ``fork_exec``
+has returned (web's spawn hook: the child exists and has exec'd or is about to).
+Both templates are then stopped and started again for the next round. Target:
+under 20 ms.
 
 ``--write`` puts the figures in their own section of bench/RESULTS.md (between
 markers, so a rerun replaces them).
@@ -23,8 +23,10 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
@@ -43,22 +45,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(rounds: int) -> list[float]:
+def measure(rounds: int, gate_dir: Path) -> list[float]:
     manager = Manager()
     marks: dict[str, float] = {}
     web_spawned = Event()
-    held: list[Process] = []
 
     def hook(process: Process) -> None:
-        if process.name == "db":
-            process.ready = False  # type: ignore[attr-defined]
-            held.append(process)
-        elif process.name == "web":
+        if process.name == "web":
             marks["exec"] = time.perf_counter()
             web_spawned.set()
 
+    publish = manager.publish_twin
+
+    def publish_twin(event: str, name: str, **fields: Any) -> None:
+        """The moment db's check publishes ``ready`` (the bus delivers it a moment later)."""
+        if (event, name) == ("ready", "db"):
+            marks["ready"] = time.perf_counter()
+        publish(event, name, **fields)
+
     manager.spawn_hooks.append(hook)
-    manager.add_template(ProcessTemplate.from_json({"name": "db", "cmd": "sleep", "args": SLEEP}))
+    manager.publish_twin = publish_twin  # type: ignore[method-assign]
+    gate = gate_dir / "gate"
+    wait_then_ready = f"while [ ! -e {gate} ]; do sleep 0.005; done; echo ready; exec sleep 3600"
+    readiness = {"log": "ready", "label": "stdout"}
+    db = {"name": "db", "cmd": "sh", "args": ["-c", wait_then_ready],
+          "redirect_output": ["stdout"], "readiness": readiness}  # fmt: skip
+    manager.add_template(ProcessTemplate.from_json(db))
     web = {"name": "web", "cmd": "sleep", "args": SLEEP, "depends_on": {"db": "ready"}}
     manager.add_template(ProcessTemplate.from_json(web))
     gaps: list[float] = []
@@ -66,14 +78,12 @@ def measure(rounds: int) -> list[float]:
         for _ in range(rounds):
             gevent.sleep(0.02)  # let the last round's events settle: web is waiting
             assert not manager.pids("web"), "web started before db was ready"
-            (db,) = held[-1:]
             web_spawned.clear()
-            marks["ready"] = time.perf_counter()
-            db.ready = True  # type: ignore[attr-defined]
-            manager.publish_twin("ready", "db", pid=db.pid)
+            gate.touch()
             if not web_spawned.wait(5):
                 raise RuntimeError("web never started")
             gaps.append(marks["exec"] - marks["ready"])
+            gate.unlink()
             manager.stop_template("web")
             manager.stop_template("db")
             gevent.sleep(0.05)
@@ -124,7 +134,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
-    section = report(measure(args.rounds))
+    with tempfile.TemporaryDirectory() as gate_dir:
+        section = report(measure(args.rounds, Path(gate_dir)))
     print(section)
     if args.write:
         write(section)

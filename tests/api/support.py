@@ -14,6 +14,16 @@ SLEEPER = child("counter", "0", "1")
 ECHO = {**child("echo"), "redirect_output": ["out"], "redirect_input": True}
 
 
+def late_ready(when: str) -> dict[str, Any]:
+    """A child ready (a readiness log check) ``when`` seconds after start, or once the gate
+    file ``when`` exists: a real readiness check for dependency and rolling tests."""
+    return {
+        **child("late_ready", when),
+        "redirect_output": ["stdout"],
+        "readiness": {"log": "ready", "label": "stdout"},
+    }
+
+
 def create(client: httpx.Client, name: str, **fields: Any) -> None:
     """Create a SLEEPER template ``name`` (``fields`` override or add settings)."""
     r = client.post("/processes", json={"name": name, **SLEEPER, **fields})

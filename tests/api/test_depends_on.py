@@ -1,22 +1,19 @@
 """depends_on with real children: start order from the event times, waiting, stop order.
 
-Until the health checks land, a pid is ready when it runs; to hold one back,
-a spawn hook sets ``process.ready = False`` (what ``is_ready`` reads) and a
-timer later sets it and publishes ``proc.<name>.ready``, as the checks will.
+A dependency is held back by a real readiness check (``late_ready``: a log line
+printed late, or never when its gate file never appears).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import gevent
 import httpx
 
 from gaffer_gevent.manager import Manager
-from gaffer_gevent.process import Process
-from tests.api.support import SLEEPER, error
+from tests.api.support import SLEEPER, error, late_ready
 from tests.conftest import LiveServer
 from tests.helpers import holds, wait_for
 
@@ -41,31 +38,12 @@ def has(events: Events, name: str) -> bool:
     return any(payload["event"] == name for _, payload in events)
 
 
-def hold_ready(manager: Manager, name: str, after: float | None) -> Callable[[], None]:
-    """Pids of ``name`` get ready ``after`` seconds after spawn (None: never)."""
-
-    def hook(process: Process) -> None:
-        if process.name != name:
-            return
-        process.ready = False  # type: ignore[attr-defined]
-        if after is not None:
-            gevent.spawn_later(after, make_ready, process)
-
-    def make_ready(process: Process) -> None:
-        process.ready = True  # type: ignore[attr-defined]
-        manager.publish_twin("ready", process.name, pid=process.pid)
-
-    manager.spawn_hooks.append(hook)
-    return lambda: manager.spawn_hooks.remove(hook)
-
-
 def test_chain_starts_in_order(client: httpx.Client, server: LiveServer) -> None:
     manager = server.manager
     events = record(manager)
-    hold_ready(manager, "db", after=0.3)
     migrate = ["-c", "sleep 0.3; exit 0"]
     for body in (
-        {"name": "db", **SLEEPER},
+        {"name": "db", **late_ready("0.3")},
         {"name": "migrate", "cmd": "sh", "args": migrate, "restart": "never",
          "depends_on": {"db": "ready"}},
         {"name": "web", **SLEEPER, "depends_on": {"migrate": "completed", "db": "ready"}},
@@ -89,12 +67,14 @@ def test_chain_starts_in_order(client: httpx.Client, server: LiveServer) -> None
     assert client.get("/status/migrate").json()["state"] == "completed"
 
 
-def test_a_dependency_never_ready_leaves_dependents_waiting(manager: Manager) -> None:
+def test_a_dependency_never_ready_leaves_dependents_waiting(
+    manager: Manager, tmp_path: Path
+) -> None:
     from gaffer_gevent.template import ProcessTemplate
 
     events = record(manager)
-    hold_ready(manager, "db", after=None)
-    manager.add_template(ProcessTemplate.from_json({"name": "db", **SLEEPER}))
+    never = late_ready(str(tmp_path / "never-created"))
+    manager.add_template(ProcessTemplate.from_json({"name": "db", **never}))
     web = {"name": "web", **SLEEPER, "depends_on": {"db": "ready"}}
     manager.add_template(ProcessTemplate.from_json(web))
     wait_for(lambda: has(events, "proc.web.waiting"))

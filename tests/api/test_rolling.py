@@ -1,13 +1,13 @@
 """Rolling restarts with real children: always enough ready pids, and a clean abort.
 
-Until the health checks land, a pid is ready when it runs. A spawn hook holds
-the replacements back instead (``process.ready = False``, what ``is_ready``
-reads): ready after a delay, publishing ``proc.<name>.ready`` as the checks
-will, or never, for the abort.
+Readiness is a real check (``late_ready``: a log line printed once a gate file
+exists): the replacements get ready when the gate is there, and never when it
+was removed, for the abort.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -16,28 +16,11 @@ import pytest
 
 from gaffer_gevent.dependency_gate import is_ready
 from gaffer_gevent.manager import Manager
-from gaffer_gevent.process import Process
-from tests.api.support import SLEEPER, error
+from tests.api.support import SLEEPER, error, late_ready
 from tests.conftest import LiveServer
 from tests.helpers import wait_for
 
 POLL = 0.02
-
-
-def hold_new_pids(manager: Manager, name: str, after: float | None) -> None:
-    """Pids spawned from now on get ready ``after`` seconds after their spawn (None: never)."""
-
-    def make_ready(process: Process) -> None:
-        process.ready = True  # type: ignore[attr-defined]
-        manager.publish_twin("ready", name, pid=process.pid)
-
-    def hook(process: Process) -> None:
-        if process.name == name:
-            process.ready = False  # type: ignore[attr-defined]
-            if after is not None:
-                gevent.spawn_later(after, make_ready, process)
-
-    manager.spawn_hooks.append(hook)
 
 
 def ready_count(manager: Manager, name: str) -> int:
@@ -50,20 +33,22 @@ def record(manager: Manager) -> list[dict[str, Any]]:
     return events
 
 
-def start_four(client: httpx.Client, manager: Manager) -> list[int]:
-    r = client.post("/processes", json={"name": "web", **SLEEPER, "numprocesses": 4})
+def start_four(client: httpx.Client, manager: Manager, gate: Path) -> list[int]:
+    """Four pids of ``web``, each ready once ``gate`` exists (it is created here)."""
+    gate.touch()
+    body = {"name": "web", **late_ready(str(gate)), "numprocesses": 4}
+    r = client.post("/processes", json=body)
     assert r.status_code == 200, r.text
     wait_for(lambda: ready_count(manager, "web") == 4)
     return manager.pids("web")
 
 
 def test_rolling_restart_keeps_three_ready_at_every_moment(
-    client: httpx.Client, server: LiveServer
+    client: httpx.Client, server: LiveServer, tmp_path: Path
 ) -> None:
     manager = server.manager
     events = record(manager)
-    old = start_four(client, manager)
-    hold_new_pids(manager, "web", after=0.15)
+    old = start_four(client, manager, tmp_path / "gate")
     lowest = [4]
 
     def poll() -> None:
@@ -93,12 +78,13 @@ def test_rolling_restart_keeps_three_ready_at_every_moment(
 
 
 def test_a_replacement_never_ready_aborts_the_roll(
-    client: httpx.Client, server: LiveServer
+    client: httpx.Client, server: LiveServer, tmp_path: Path
 ) -> None:
     manager = server.manager
     events = record(manager)
-    old = start_four(client, manager)
-    hold_new_pids(manager, "web", after=None)
+    gate = tmp_path / "gate"
+    old = start_four(client, manager, gate)
+    gate.unlink()  # the new version never gets ready
     r = client.post("/processes/web/_restart?rolling=1&max_unavailable=2&ready_timeout=0.3")
     assert r.status_code == 200, r.text
     aborted = wait_for(lambda: [e for e in events if e["event"] == "proc.web.rollout_aborted"])
