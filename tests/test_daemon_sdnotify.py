@@ -6,10 +6,13 @@ The test plays systemd: it binds the datagram socket, starts a real gafferd with
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
+import shlex
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 import uuid
@@ -19,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import CHILDREN, PYTHON, Gafferd, wait_for, write_config
+from tests.helpers import CHILDREN, GAFFERD, PYTHON, Gafferd, wait_for, write_config
 
 
 class Supervisor:
@@ -185,3 +188,35 @@ def test_unusable_notify_socket_is_said_once_and_harmless(config: Path, value: s
         assert "Traceback" not in log
     finally:
         gafferd.cleanup()
+
+
+def test_the_units_exec_start_runs_a_notifying_gafferd(
+    supervisor: Supervisor, config: Path, tmp_path: Path
+) -> None:
+    """What systemd would run: ExecStart's command in WorkingDirectory, with NOTIFY_SOCKET."""
+    made = subprocess.run(
+        [*GAFFERD, str(config), "--bind", "127.0.0.1:0", "--systemd-unit"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    unit = configparser.RawConfigParser(strict=False, comment_prefixes=("#",))
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string(made.stdout)
+    service = unit["Service"]
+    proc = subprocess.Popen(
+        shlex.split(service["ExecStart"]), cwd=service["WorkingDirectory"],
+        env={**os.environ, "NOTIFY_SOCKET": supervisor.address},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        ready = supervisor.expect("READY", timeout=30)
+        assert ready["MAINPID"] == str(proc.pid)
+        url = ready["STATUS"].removeprefix("listening on ")
+        assert httpx.get(f"{url}/ping", timeout=2).text == "OK"
+        proc.send_signal(signal.SIGTERM)  # what KillMode=mixed sends first
+        supervisor.expect("STOPPING")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
