@@ -14,6 +14,9 @@ mints a token without loading gevent or Flask.
 The command line is parsed in ``options``, the log lines are made in
 ``daemonlog`` and ``-vv``'s echo of the children's output is a ``console``:
 this module runs a gafferd, from the lock to the last child stopped.
+Under a ``Type=notify`` service manager (``NOTIFY_SOCKET`` set) it reports
+ready, reloading and stopping, and pings the watchdog (``sdnotify``);
+``gafferd CONFIG --systemd-unit`` writes such a unit and exits (``systemd_unit``).
 """
 
 from __future__ import annotations
@@ -60,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["token"]:  # a config file named "token" is still `gafferd ./token`
         return token_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     config_path = args.config or args.config_opt
+    if args.systemd_unit is None and (args.force or args.watchdog is not None):
+        parser.error("--force and --watchdog go with --systemd-unit")
     if args.systemd_unit is not None:  # writes a file, starts nothing
         from .systemd_unit import unit_main
 

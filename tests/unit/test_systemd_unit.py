@@ -145,3 +145,9 @@ def test_systemd_analyze_verify_accepts_it(config: Path, tmp_path: Path) -> None
         )  # fmt: skip
         assert verify.returncode == 0, verify.stderr
         assert "gafferd-test.service" not in verify.stderr, verify.stderr
+
+
+@pytest.mark.parametrize("flag", [["--force"], ["--watchdog", "5"]])
+def test_unit_flags_without_systemd_unit_are_refused(config: Path, flag: list[str]) -> None:
+    result = gafferd(str(config), *flag)
+    assert result.returncode == 2 and "go with --systemd-unit" in result.stderr
