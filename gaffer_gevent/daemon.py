@@ -14,6 +14,9 @@ mints a token without loading gevent or Flask.
 The command line is parsed in ``options``, the log lines are made in
 ``daemonlog`` and ``-vv``'s echo of the children's output is a ``console``:
 this module runs a gafferd, from the lock to the last child stopped.
+Under a ``Type=notify`` service manager (``NOTIFY_SOCKET`` set) it reports
+ready, reloading and stopping, and pings the watchdog (``sdnotify``);
+``gafferd CONFIG --systemd-unit`` writes such a unit and exits (``systemd_unit``).
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ from typing import TYPE_CHECKING, Any
 from .daemonlog import DaemonLog
 from .defaults import DEFAULT_BIND
 from .options import EXIT_CONFIG, build_parser, command_line_endpoint, token_main
+from .sdnotify import Notifier
 
 if TYPE_CHECKING:
+    import gevent
+
     from .bootstrap import Extras
     from .config import Address, DaemonConfig, EndpointConfig
     from .console import Console, Terminal
@@ -57,8 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["token"]:  # a config file named "token" is still `gafferd ./token`
         return token_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     config_path = args.config or args.config_opt
+    if args.systemd_unit is None and (args.force or args.watchdog is not None):
+        parser.error("--force and --watchdog go with --systemd-unit")
+    if args.systemd_unit is not None:  # writes a file, starts nothing
+        from .systemd_unit import unit_main
+
+        return unit_main(args, config_path)
     if args.daemon:
         daemonize()
     from gevent import monkey
@@ -85,6 +98,10 @@ class Daemon:
         #: ``-vv``'s echo of the children's output (its own greenlet and thread).
         self.console: Console | None = None
         self.terminal: Terminal | None = None
+        #: systemd's ``Type=notify`` (no-op without ``NOTIFY_SOCKET``); after ``--daemon``'s forks.
+        self.notifier = Notifier(say=self.log)
+        self.urls: list[str] = []
+        self.watchdog: gevent.Greenlet[Any] | None = None
 
     def log(self, message: str) -> None:
         """One line of gafferd's own log (see ``daemonlog``)."""
@@ -139,19 +156,24 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
         ]
         self.signal_handles.append(gevent.signal_handler(signal.SIGHUP, self.reload_requested.set))
+        self.watchdog = gevent.spawn(self.notifier.run_watchdog, gevent.sleep)
         try:
             manager = self._start(config, endpoints)
         except (ConfigError, OSError) as exc:
             self.log(str(exc))
+            self.watchdog.kill(block=False)
             self._cleanup_pidfile()
             self.runtime.close()
             return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
+        self.notifier.ready(self._status())  # every endpoint listens, the config is applied
         try:
             while not self.stop_requested.is_set():
                 gevent.wait([self.stop_requested, self.reload_requested], count=1)
                 if self.reload_requested.is_set():
                     self.reload_requested.clear()
+                    self.notifier.reloading()
                     self._reload(manager)
+                    self.notifier.ready(self._status())  # applied, refused or stopped part way
         finally:
             self._shutdown(manager)
         return 0
@@ -213,6 +235,7 @@ class Daemon:
         for server, url in servers:
             server.start()
             self.servers.append(server)
+            self.urls.append(url)
             self.log(f"listening on {url}")
         app.extensions["gaffer"].settings.bound_hosts = [
             address.host for endpoint in endpoints for address in endpoint.addresses
@@ -275,7 +298,11 @@ class Daemon:
                 " its visitors' browsers" + ("" if config.tokens else " (no token is configured)")
             )
 
+    def _status(self) -> str:
+        return f"listening on {', '.join(self.urls)}"
+
     def _shutdown(self, manager: Manager) -> None:
+        self.notifier.stopping()
         self.log("stopping every process")
         manager.stop_all(SHUTDOWN_TIMEOUT)
         if self.runtime is not None:
@@ -289,6 +316,8 @@ class Daemon:
             server.stop(timeout=1)
             server.connections.close()
         self._cleanup_pidfile()
+        if self.watchdog is not None:
+            self.watchdog.kill(block=False)
         self.log("stopped")
 
     def _write_pidfile(self, path: str) -> bool:

@@ -53,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0,
         help="-v prints lifecycle events, -vv also the children's output",
     )  # fmt: skip
+    unit = parser.add_argument_group("systemd unit (written, then exit; gafferd does not start)")
+    unit.add_argument(
+        "--systemd-unit", nargs="?", const="-", metavar="PATH",
+        help="print (or write to PATH) a Type=notify service unit that runs this gafferd "
+        "with this config and these flags: gafferd CONFIG --systemd-unit [PATH]",
+    )  # fmt: skip
+    unit.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    unit.add_argument(
+        "--watchdog", type=float, metavar="SECONDS",
+        help="add WatchdogSec=SECONDS: systemd restarts gafferd if its pings stop that long",
+    )  # fmt: skip
     return parser
 
 

@@ -332,6 +332,7 @@ class ProcessTemplate:
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The child's environment: the OS's (if os_env) overridden by the template's."""
         env = dict(os.environ if base is None else base) if self.os_env else {}
+        env.pop("NOTIFY_SOCKET", None)  # gafferd's own service manager's (sd_notify): not a child's
         env.update(self.env)
         return env
 
