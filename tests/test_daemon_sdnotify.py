@@ -182,8 +182,7 @@ def test_unusable_notify_socket_is_said_once_and_harmless(config: Path, value: s
         gafferd.log_line("reloading the config")
         gafferd.proc.send_signal(signal.SIGTERM)
         assert gafferd.proc.wait(timeout=30) == 0
-        assert gafferd.proc.stderr is not None
-        log = "".join(gafferd.stderr_lines) + gafferd.proc.stderr.read().decode()
+        log = gafferd.log.text()
         assert log.count("NOTIFY_SOCKET") == 1, log
         assert "Traceback" not in log
     finally:
