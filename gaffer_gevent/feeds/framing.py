@@ -229,9 +229,24 @@ class ChunkFormatter:
 
     def _frame_chunk(self, chunk: Chunk) -> bytes:
         if self.feed is Feed.EVENTSOURCE:
-            payload = json.dumps(self.chunk_json(chunk)) if self.as_json else self.text(chunk.data)
-            return sse(self.label, payload, chunk.seq)
+            if self.as_json:
+                return sse(self.label, json.dumps(self.chunk_json(chunk)), chunk.seq)
+            text = self.text(chunk.data)
+            if not chunk.starts_line:
+                # The chunk before ended mid-line (its newline came later than the reader
+                # waits) and went out as an event, which ends a line in a browser: the
+                # newline that completes it would arrive as an empty event.
+                text = _without_leading_break(text)
+                if not text:
+                    return b""
+            return sse(self.label, text, chunk.seq)
         return json_line(self.chunk_json(chunk))
+
+
+def _without_leading_break(text: str) -> str:
+    if text.startswith("\r\n"):
+        return text[2:]
+    return text[1:] if text.startswith(("\n", "\r")) else text
 
 
 def writes(frames: list[bytes]) -> Iterator[bytes]:

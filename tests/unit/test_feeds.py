@@ -33,6 +33,23 @@ def test_feeds_of_one_stream_share_frames_and_stay_exact() -> None:
     assert frame == b"event: out\r\nid: 1\r\ndata: hello\r\n\r\n"
 
 
+def test_a_newline_that_completes_a_line_sent_alone_is_no_empty_event() -> None:
+    """print()'s two writes can be two chunks under load: the event of the first already
+    ends the line in a browser, so the lone newline is not an empty event of its own."""
+    stream = Stream("out")
+    formatter = ChunkFormatter(Feed.EVENTSOURCE, "out", as_json=False, ids={})
+    frames = [formatter.frame(stream.append(data)) for data in (b"a", b"\n", b"b", b"\nc\n")]
+    assert frames == [
+        b"event: out\r\nid: 1\r\ndata: a\r\n\r\n",
+        b"",
+        b"event: out\r\nid: 3\r\ndata: b\r\n\r\n",
+        b"event: out\r\nid: 4\r\ndata: c\r\n\r\n",
+    ]
+    # A feed starting at the lone newline (Last-Event-ID 1) sees no empty event either.
+    late = ChunkFormatter(Feed.EVENTSOURCE, "out", as_json=False, ids={})
+    assert late.frame(stream.chunks[1]) == b""
+
+
 def test_a_character_split_across_chunks_is_never_shared_wrongly() -> None:
     stream = Stream("out")
     cache = FrameCache()
