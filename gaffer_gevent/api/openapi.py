@@ -82,6 +82,8 @@ ENDPOINTS: list[tuple[str, str, str, list[str], str | None, list[str]]] = [
     ("get", "/debug/subscriptions",
      "Every stream and subscription of every process: lag, dropped chunks and bytes; log files",
      [], None, []),
+    ("get", "/metrics", "Prometheus metrics (OpenMetrics if the Accept header asks for it)",
+     ["per_pid"], None, ["bad_value"]),
     ("get", "/wstreams/{pid}", "Websocket: messages to stdin, first output label back", [], None,
      ["bad_request"]),
 ]  # fmt: skip
@@ -166,6 +168,8 @@ QUERY_PARAMS: dict[str, tuple[Schema, str]] = {
                "json: one JSON object per chunk (seq, ts, pid, os_pid, label, data)"),
     "overflow": ({"enum": ["skip", "close"]},
                  "skip (default: jump ahead, report a gap) or close, for a consumer left behind"),
+    "per_pid": ({"enum": ["0", "1", "false", "true"]},
+                "/metrics: 1 or true adds per-pid series (for debugging; off by default)"),
     "label": (LABEL, "_logs: the label (or stdout / stderr) whose log file to read; default "
                      "stdout"),
 }  # fmt: skip
@@ -229,6 +233,7 @@ SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/debug/subscriptions"): _json(_object(
         ["subscriptions", "streams", "logfiles"], subscriptions=_OBJECTS, streams=_OBJECTS,
         logfiles=_OBJECTS)),
+    ("get", "/metrics"): {"text/plain": {}, "application/openmetrics-text": {}},
 }  # fmt: skip
 #: Answers other than 200 that are not errors.
 OTHER_SUCCESS = {("get", "/wstreams/{pid}"): ("101", "switching protocols: the websocket")}
