@@ -40,6 +40,8 @@ class TemplateTally:
     #: label -> bytes carried / lost by the streams of pids that exited.
     retired_bytes: Counter[str] = field(default_factory=Counter)
     retired_dropped: Counter[str] = field(default_factory=Counter)
+    #: CPU seconds last seen of the pid trees that exited.
+    retired_cpu: float = 0.0
     #: Unasked exits still waiting for their respawn, and a flap waiting for its retry.
     crashes_pending: int = 0
     flap_pending: bool = False
@@ -56,6 +58,9 @@ class TemplateCounters:
         self.live: dict[int, Process] = {}
         #: Pids gaffer asked to stop and that have not exited yet.
         self.asked: set[int] = set()
+        #: Live pids (ours) -> the most CPU seconds a scrape saw their tree use: a tree's time
+        #: drops when a descendant nobody reaps exits, a counter must not.
+        self.cpu_seen: dict[int, float] = {}
         for process in manager.all_processes():  # spawned before these counters existed
             self.live[process.pid] = process
         manager.spawn_hooks.append(self._spawned)
@@ -65,6 +70,12 @@ class TemplateCounters:
         self.bus.unsubscribe(".", self._on_event)
         if self._spawned in self.manager.spawn_hooks:
             self.manager.spawn_hooks.remove(self._spawned)
+
+    def cpu_of(self, pid: int, now: float | None) -> float:
+        """The CPU seconds to report for a live pid's tree: never less than reported before."""
+        seen = max(self.cpu_seen.get(pid, 0.0), now or 0.0)
+        self.cpu_seen[pid] = seen
+        return seen
 
     def tally(self, name: str) -> TemplateTally:
         """The counters of ``name`` (zeros for a template that did nothing yet)."""
@@ -118,12 +129,15 @@ class TemplateCounters:
         pid = payload.get("pid")
         asked = pid in self.asked
         process = None
+        cpu = 0.0
         if isinstance(pid, int):
             self.asked.discard(pid)
             process = self.live.pop(pid, None)
+            cpu = self.cpu_seen.pop(pid, 0.0)
         if name not in self.manager.states:
             return
         tally = self._tally(name)
+        tally.retired_cpu += cpu
         if payload.get("term_signal"):
             tally.exits["signal"] += 1
         elif payload.get("exit_status") == 0:

@@ -13,7 +13,7 @@ Process trees are read by ``stats.tree_usage``: one parent scan, then one
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -21,7 +21,7 @@ from prometheus_client.metrics_core import Metric
 from .counters import EXIT_OUTCOMES, RESTART_REASONS, TemplateCounters
 from .manager import Manager
 from .process import Process, ProcessState
-from .stats import TreeUsage, tree_usage
+from .stats import tree_usage
 
 #: Every metric name this collector may yield (without ``_total``: prometheus_client's family
 #: names), with its type; the HTTP side adds its own, the README documents them all.
@@ -107,6 +107,7 @@ class ManagerCollector:
         yield exits
 
     def _usage(self, names: list[str], pids: dict[str, list[Process]]) -> Iterator[Metric]:
+        """Each template's trees; CPU also counts pids gone since (a counter never goes down)."""
         roots = [p.os_pid for name in names for p in pids[name] if p.os_pid and p.alive]
         usage = tree_usage(roots)
         cpu = CounterMetricFamily(
@@ -124,23 +125,29 @@ class ManagerCollector:
             labels=["template"],
         )
         pid_families = _pid_families() if self.per_pid else None
+        counted = _by_template(self.counters.live.values())
         for name in names:
-            total = TreeUsage()
+            seconds = self.counters.tally(name).retired_cpu
+            for process in counted[name]:  # until its exit is counted, whether it runs or not
+                tree = usage.get(process.os_pid)
+                seconds += self.counters.cpu_of(
+                    process.pid, None if tree is None else tree.cpu_seconds
+                )
+            rss_bytes = open_fds = 0
             for process in pids[name]:
                 tree = usage.get(process.os_pid)
                 if tree is None:
                     continue
-                total.cpu_seconds += tree.cpu_seconds
-                total.rss_bytes += tree.rss_bytes
-                total.open_fds += tree.open_fds
+                rss_bytes += tree.rss_bytes
+                open_fds += tree.open_fds
                 if pid_families is not None:
                     labels = [name, str(process.pid)]
-                    pid_families[0].add_metric(labels, tree.cpu_seconds)
+                    pid_families[0].add_metric(labels, self.counters.cpu_of(process.pid, None))
                     pid_families[1].add_metric(labels, tree.rss_bytes)
                     pid_families[2].add_metric(labels, tree.open_fds)
-            cpu.add_metric([name], total.cpu_seconds)
-            rss.add_metric([name], total.rss_bytes)
-            fds.add_metric([name], total.open_fds)
+            cpu.add_metric([name], seconds)
+            rss.add_metric([name], rss_bytes)
+            fds.add_metric([name], open_fds)
         yield from (cpu, rss, fds)
         if pid_families is not None:
             yield from pid_families
@@ -159,9 +166,7 @@ class ManagerCollector:
             "gaffer_stream_subscribers", "Open subscriptions (feeds, log files) to the streams",
             labels=["template", "label"],
         )  # fmt: skip
-        live: dict[str, list[Process]] = defaultdict(list)
-        for process in list(self.counters.live.values()):
-            live[process.name].append(process)
+        live = _by_template(self.counters.live.values())
         for name in names:
             tally = self.counters.tally(name)
             labels = dict.fromkeys(self.manager.states[name].template.labels)
@@ -177,6 +182,13 @@ class ManagerCollector:
                 )
                 subscribers.add_metric([name, label], sum(len(s.subscriptions) for s in streams))
         yield from (carried, dropped, subscribers)
+
+
+def _by_template(processes: Iterable[Process]) -> defaultdict[str, list[Process]]:
+    grouped: defaultdict[str, list[Process]] = defaultdict(list)
+    for process in list(processes):
+        grouped[process.name].append(process)
+    return grouped
 
 
 def _pid_families() -> tuple[CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import websocket
 import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.openmetrics.parser import (
@@ -29,7 +30,7 @@ from gaffer_gevent.process import ProcessState
 from gaffer_gevent.webhooks import WebhookDispatcher
 from tests.api.support import ECHO, SLEEPER, create, create_one, error
 from tests.conftest import LiveServer, managed, serving
-from tests.helpers import Gafferd, Receiver, child, wait_for, write_config
+from tests.helpers import PYTHON, Gafferd, Receiver, child, wait_for, write_config
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 MB = 1024 * 1024
@@ -426,3 +427,41 @@ def test_the_prometheus_example_scrapes_the_example_gafferd_with_a_token_file() 
     bind = re.search(r"^bind = (\S+)$", (EXAMPLES / "gaffer.ini").read_text(), re.M)
     assert bind is not None
     assert job["static_configs"][0]["targets"] == [bind.group(1)]
+
+
+BURNER = {
+    "cmd": PYTHON,
+    "args": [
+        "-c",
+        "import time\nend = time.process_time() + 0.3\n"
+        "while time.process_time() < end: pass\ntime.sleep(600)",
+    ],
+}
+
+
+def test_cpu_seconds_never_go_down_when_a_pid_exits(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    pid = create_one(client, "burn", BURNER)
+    cpu = "gaffer_process_cpu_seconds_total"
+
+    def burned() -> float | None:
+        seconds = scrape(client).value(cpu, template="burn")
+        return seconds if seconds >= 0.3 else None
+
+    before = wait_for(burned)
+    os.kill(server.manager.get_process(pid).os_pid, signal.SIGKILL)
+    wait_for(lambda: scrape(client).value("gaffer_process_restarts_total", reason="exit") == 1)
+    assert scrape(client).value(cpu, template="burn") >= before >= 0.3
+
+
+def test_an_open_websocket_is_counted(client: httpx.Client, server: LiveServer) -> None:
+    pid = create_one(client, "echo", ECHO)
+    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/wstreams/{pid}", timeout=10)
+    try:
+        ws.send("hi\n")
+        assert ws.recv() == "hi\n"
+        assert scrape(client).value("gaffer_connections", kind="websocket") == 1
+    finally:
+        ws.close(timeout=1)
+    wait_for(lambda: scrape(client).value("gaffer_connections", kind="websocket") == 0)
