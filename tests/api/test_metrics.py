@@ -465,3 +465,19 @@ def test_an_open_websocket_is_counted(client: httpx.Client, server: LiveServer) 
     finally:
         ws.close(timeout=1)
     wait_for(lambda: scrape(client).value("gaffer_connections", kind="websocket") == 0)
+
+
+def test_embedded_under_a_prefix_only_the_apis_requests_count(manager: Manager) -> None:
+    from flask import Flask
+
+    from gaffer_gevent.api import Gaffer
+
+    host = Flask("host")
+    host.add_url_rule("/hello", "hello", lambda: "hi")
+    Gaffer(manager, host, url_prefix="/gaffer")
+    with serving(host, manager) as live, httpx.Client(base_url=live.url, timeout=10) as c:
+        assert c.get("/hello").text == "hi"
+        assert c.get("/gaffer/processes").status_code == 200
+        s = Scrape(c.get("/gaffer/metrics").text)
+    assert s.value("gaffer_http_requests_total", route="/gaffer/processes", status="200") == 1
+    assert "/hello" not in s.text
