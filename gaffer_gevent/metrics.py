@@ -23,25 +23,6 @@ from .manager import Manager
 from .process import Process, ProcessState
 from .stats import tree_usage
 
-#: Every metric name this collector may yield (without ``_total``: prometheus_client's family
-#: names), with its type; the HTTP side adds its own, the README documents them all.
-TEMPLATE_METRICS = {
-    "gaffer_processes": "gauge",
-    "gaffer_process_restarts": "counter",
-    "gaffer_process_exits": "counter",
-    "gaffer_process_cpu_seconds": "counter",
-    "gaffer_process_resident_memory_bytes": "gauge",
-    "gaffer_process_open_fds": "gauge",
-    "gaffer_stream_bytes": "counter",
-    "gaffer_stream_dropped_bytes": "counter",
-    "gaffer_stream_subscribers": "gauge",
-}
-PID_METRICS = {
-    "gaffer_pid_cpu_seconds": "counter",
-    "gaffer_pid_resident_memory_bytes": "gauge",
-    "gaffer_pid_open_fds": "gauge",
-}
-
 
 class ManagerCollector:
     """One scrape's view of the manager: templates, their pids' trees, their streams."""

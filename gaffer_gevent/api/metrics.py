@@ -1,37 +1,33 @@
-"""GET /metrics: Prometheus text (or OpenMetrics when the scraper asks), one registry per app.
+"""GET /metrics: what an app counts between scrapes, and the route that renders it.
 
-Each app owns its ``CollectorRegistry`` (never prometheus_client's global
-one), so two apps in one process, in tests or embedded, do not clash. It
-holds gafferd's own ``process_*`` collector and a small collector for the
-HTTP figures (counted by an ``after_request`` hook, by URL rule, never by raw
-path), the build, the open connections and the webhooks. The
-manager's figures come from a ``metrics.ManagerCollector`` made for each
-scrape: it knows the caller (a scoped token sees its templates only) and
-whether ``?per_pid=1`` asked for per-pid series. Nothing runs between scrapes.
+Between scrapes only plain counts are kept: the template counters (a bus
+listener, ``counters.TemplateCounters``), the HTTP requests by URL rule
+(never by raw path), method and status with their durations, and the
+connections open by kind. Rendering them with prometheus_client
+(``exposition``) is imported at the first scrape, so a gafferd nobody scrapes
+does not load it. The manager's figures come from a
+``metrics.ManagerCollector`` made for each scrape: it knows the caller (a
+scoped token sees its templates only) and whether ``?per_pid=1`` asked for
+per-pid series. Nothing runs between scrapes.
 """
 
 from __future__ import annotations
 
 import bisect
-import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, request
-from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
-from .. import __version__
 from ..counters import TemplateCounters
 from ..errors import BadValue
-from ..metrics import ManagerCollector
 from .extension import GafferState, gaffer
 from .guard import visible
+
+if TYPE_CHECKING:
+    from .exposition import Exposition
 
 bp = Blueprint("metrics", __name__)
 
@@ -40,18 +36,8 @@ EXTRA_KEY = "metrics"
 UNMATCHED = "<unmatched>"
 #: Methods kept as they are in labels; any other (a client may send any token) is "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
-CONNECTION_KINDS = ("http", "sse", "websocket")
-WEBHOOK_OUTCOMES = ("delivered", "failed", "dropped")
 #: The environ key where the connection counter notes when a request arrived.
 START_KEY = "gaffer.metrics.start"
-#: The names the HTTP side exports (besides ``process_*``), as family name -> type.
-HTTP_METRICS = {
-    "gaffer_build_info": "gauge",
-    "gaffer_http_requests": "counter",
-    "gaffer_http_request_duration_seconds": "histogram",
-    "gaffer_connections": "gauge",
-    "gaffer_webhook_deliveries": "counter",
-}
 PER_PID_VALUES = {"0": False, "false": False, "1": True, "true": True}
 
 
@@ -60,7 +46,7 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
 
 
 class AppMetrics:
-    """What one app counts between scrapes, and the registry it is read from.
+    """What one app counts between scrapes.
 
     The HTTP figures are plain dicts keyed by URL rule, method and status
     (bounded: the rules are the app's, methods and statuses few), turned into
@@ -70,15 +56,14 @@ class AppMetrics:
 
     def __init__(self, state: GafferState) -> None:
         self.state = state
-        self.registry = CollectorRegistry()
+        #: The app's own registry and collectors, made at the first scrape.
+        self.exposition: Exposition | None = None
         self.counters = TemplateCounters(state.manager)
         #: Connections being served now, by kind.
         self.open: Counter[str] = Counter()
         self.requests: Counter[tuple[str, str, str]] = Counter()
         #: route -> (count per bucket, not cumulative; the last is +Inf), sum of seconds.
         self.durations: dict[str, tuple[list[int], list[float]]] = {}
-        ProcessCollector(registry=self.registry)
-        self.registry.register(_AppCollector(self))
 
     def observe(self, route: str, method: str, status: int, started: float | None) -> None:
         method = method if method in METHODS else "other"
@@ -89,66 +74,6 @@ class AppMetrics:
         counts, total = self.durations.setdefault(route, ([0] * (len(BUCKETS) + 1), [0.0]))
         counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         total[0] += seconds
-
-
-class _AppCollector:
-    """HTTP requests, the build, open connections and webhook deliveries, read at scrape time."""
-
-    def __init__(self, metrics: AppMetrics) -> None:
-        self.metrics = metrics
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._http()
-        build = GaugeMetricFamily("gaffer_build_info", "gaffer_gevent's version (always 1)",
-                                  labels=["version"])  # fmt: skip
-        build.add_metric([__version__], 1)
-        yield build
-        connections = GaugeMetricFamily(
-            "gaffer_connections", "Requests being served now: http, sse feeds, websockets",
-            labels=["kind"],
-        )  # fmt: skip
-        for kind in CONNECTION_KINDS:
-            connections.add_metric([kind], self.metrics.open[kind])
-        yield connections
-        webhooks = self.metrics.state.extra.get("webhooks")
-        deliveries = CounterMetricFamily(
-            "gaffer_webhook_deliveries",
-            "Webhook deliveries: delivered, failed (after retries), dropped (queue full or stop)",
-            labels=["outcome"],
-        )
-        for outcome in WEBHOOK_OUTCOMES:
-            deliveries.add_metric([outcome], getattr(webhooks, outcome, 0))
-        yield deliveries
-
-    def _http(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            "gaffer_http_requests", "HTTP requests answered, by URL rule, method and status",
-            labels=["route", "method", "status"],
-        )  # fmt: skip
-        for labels, count in sorted(self.metrics.requests.items()):
-            requests.add_metric(list(labels), count)
-        yield requests
-        durations = HistogramMetricFamily(
-            "gaffer_http_request_duration_seconds",
-            "Seconds from a request's arrival to its answer (a feed: to its first bytes)",
-            labels=["route"],
-        )
-        for route, (counts, total) in sorted(self.metrics.durations.items()):
-            cumulative = list(itertools.accumulate(counts))
-            bounds = [str(b) for b in BUCKETS] + ["+Inf"]
-            durations.add_metric([route], list(zip(bounds, cumulative, strict=True)), total[0])
-        yield durations
-
-
-class _Scrape:
-    """The app's registry plus this scrape's manager collector, as one collector."""
-
-    def __init__(self, *collectors: Collector) -> None:
-        self.collectors = collectors
-
-    def collect(self) -> Iterable[Metric]:
-        for collector in self.collectors:
-            yield from collector.collect()
 
 
 def install(app: Flask, state: GafferState, prefix: str) -> AppMetrics:
@@ -178,11 +103,14 @@ def metrics_of(state: GafferState) -> AppMetrics:
 @bp.route("/metrics", methods=["GET"])
 def scrape() -> Response:
     per_pid = _per_pid()
-    state = gaffer()
-    metrics = metrics_of(state)
-    collector = ManagerCollector(state.manager, metrics.counters, visible=visible, per_pid=per_pid)
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(_Scrape(metrics.registry, collector))
+    metrics = metrics_of(gaffer())
+    if metrics.exposition is None:
+        from .exposition import Exposition
+
+        metrics.exposition = Exposition(metrics)
+    body, content_type = metrics.exposition.render(
+        request.headers.get("Accept", ""), visible=visible, per_pid=per_pid
+    )
     return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
