@@ -14,7 +14,7 @@ Restart reasons, read from the order of the manager's events:
 - ``flapping``: the first spawn after a ``flap`` whose retry came (a ``failed``
   means the policy gave up: no restart);
 - ``api``: an ``api.restart`` (one template) or ``api.group_restart`` (each
-  template of the group) audit event.
+  template of the group of the template it names) audit event.
 """
 
 from __future__ import annotations
@@ -98,8 +98,10 @@ class TemplateCounters:
         if event == "delete":
             self.tallies.pop(name, None)
             return
-        if event == "api.group_restart":
-            for member in self.manager.groups.get(name, ()):
+        if event == "api.group_restart":  # named by the group's first template
+            state = self.manager.states.get(name)
+            group = state.template.group if state is not None else None
+            for member in self.manager.groups.get(group or "", ()):
                 self._tally(member).restarts["api"] += 1
             return
         if name not in self.manager.states:

@@ -172,6 +172,20 @@ def test_an_api_restart_is_counted_as_api_not_as_exit(
     assert s.value("gaffer_process_restarts_total", template="web", reason="exit") == 0
 
 
+def test_a_group_restart_counts_for_each_template_of_the_group(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    create(client, "site:web")
+    create(client, "site:worker")
+    create(client, "alone")
+    assert client.post("/groups/site/_restart").status_code == 200
+    s = wait_for(lambda: (s := scrape(client)).value(
+        "gaffer_process_restarts_total", template="site:worker", reason="api") and s)  # fmt: skip
+    assert s.value("gaffer_process_restarts_total", template="site:web", reason="api") == 1
+    assert s.value("gaffer_process_restarts_total", template="site:worker", reason="api") == 1
+    assert s.value("gaffer_process_restarts_total", template="alone", reason="api") == 0
+
+
 def test_flapping_restarts_are_counted_as_flapping(
     client: httpx.Client, server: LiveServer
 ) -> None:
