@@ -25,6 +25,7 @@ setup(
         "gevent-websocket>=0.10.1",
         "flask>=3.0",
         "psutil>=5.9",
+        "prometheus_client>=0.26",
         "httpx>=0.27",
         # examples/echo_client.py, the README's websocket example, runs after `make run` alone
         "websocket-client>=1.7",

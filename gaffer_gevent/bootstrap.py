@@ -157,7 +157,9 @@ def start_extras(app: Flask, manager: Manager, config: DaemonConfig) -> Extras:
 
     logfiles = LogFiles(manager, config.log_dir)
     install_logfiles(app, logfiles)
-    return Extras(logfiles, start_webhooks(manager, config))
+    webhooks = start_webhooks(manager, config)
+    app.extensions["gaffer"].extra["webhooks"] = webhooks  # counted by /metrics
+    return Extras(logfiles, webhooks)
 
 
 def start_webhooks(manager: Manager, config: DaemonConfig) -> WebhookDispatcher | None:

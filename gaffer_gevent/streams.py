@@ -92,6 +92,8 @@ class Stream:
         #: Data bytes held (the ring's bound also counts ``chunk_overhead`` per chunk).
         self.held_bytes = 0
         self.total_bytes = 0
+        #: Bytes its consumers lost so far, reported or not (monotonic: for ``/metrics``).
+        self.lost_bytes = 0
         self.last_seq = 0
         self.closed = False
         self.subscriptions: set[Subscription] = set()
@@ -243,6 +245,11 @@ class Stream:
     def dropped_bytes(self) -> int:
         return sum(s.dropped_bytes + s.unnoticed_loss()[1] for s in self.subscriptions)
 
+    @property
+    def dropped_bytes_total(self) -> int:
+        """Every byte any consumer ever lost, including consumers gone since."""
+        return self.lost_bytes + sum(s.unnoticed_loss()[1] for s in self.subscriptions)
+
 
 class Subscription:
     """One consumer's cursor into a stream."""
@@ -287,6 +294,7 @@ class Subscription:
             lost_bytes = None if self.next_offset is None else first_offset - self.next_offset
             self.dropped_chunks += lost
             self.dropped_bytes += lost_bytes or 0
+            stream.lost_bytes += lost_bytes or 0
             items.append(Gap(lost, lost_bytes, first))
             self.next_seq, self.next_offset = first, first_offset
             self._skip_bytes = 0  # the tail's first chunk is gone: nothing left to trim
@@ -341,6 +349,7 @@ class Subscription:
 
     def close(self) -> None:
         if not self.closed:
+            self.stream.lost_bytes += self.unnoticed_loss()[1]  # it will never take it now
             self.closed = True
             self.stream.subscriptions.discard(self)
             self.stream._wake()  # a feed waiting on this cursor returns at once

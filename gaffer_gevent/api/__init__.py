@@ -20,7 +20,7 @@ from ..auth import Credentials, Security
 from ..errors import GafferError
 from ..manager import Manager
 from ..runtime import Runtime
-from . import auth, groups, guard, logs, processes, stats, streams, watch, websocket
+from . import auth, groups, guard, logs, metrics, processes, stats, streams, watch, websocket
 from .extension import GafferSettings, GafferState, gaffer, manager
 from .params import json_response
 
@@ -57,7 +57,7 @@ def openapi() -> Response:
 
 BLUEPRINTS = (
     root, auth.bp, processes.bp, groups.bp, streams.bp, websocket.bp, watch.bp, stats.bp,
-    logs.bp,
+    logs.bp, metrics.bp,
 )  # fmt: skip
 
 
@@ -94,7 +94,9 @@ class Gaffer:
         require_gevent()
         prefix = self.settings.url_prefix.rstrip("/")
         security = Security(self.settings.credentials)
-        app.extensions["gaffer"] = GafferState(self.manager, self.settings, security=security)
+        state = GafferState(self.manager, self.settings, security=security)
+        app.extensions["gaffer"] = state
+        metrics.install(app, state, prefix)  # its own registry: two apps never clash
         for bp in BLUEPRINTS:
             app.register_blueprint(bp, url_prefix=prefix or None)
         # App-wide hooks, since unknown routes under the prefix are ours too (deny by

@@ -55,6 +55,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("stats.template_stats", "GET"): FEED,
     ("stats.process_stats", "GET"): FEED,
     ("logs.subscriptions", "GET"): READ,
+    ("metrics.scrape", "GET"): READ,
 }
 
 #: Where a pid in the URL asks for less than a template name on the same route.

@@ -96,6 +96,8 @@ ENDPOINTS: list[tuple[str, str, str, list[str], str | None, list[str]]] = [
     ("get", "/debug/subscriptions",
      "Every stream and subscription of every process: lag, dropped chunks and bytes; log files",
      [], None, []),
+    ("get", "/metrics", "Prometheus metrics (OpenMetrics if the Accept header asks for it)",
+     ["per_pid"], None, ["bad_value"]),
     ("get", "/wstreams/{pid}", "Websocket: messages to stdin, first output label back", [], None,
      ["bad_request"]),
 ]  # fmt: skip
@@ -182,6 +184,8 @@ QUERY_PARAMS: dict[str, tuple[Schema, str]] = {
                  "skip (default: jump ahead, report a gap) or close, for a consumer left behind"),
     "state": ({"enum": [state.value for state in ProcessState]},
               "_pids: only the pids in this state (ready: also those without a readiness check)"),
+    "per_pid": ({"enum": ["0", "1", "false", "true"]},
+                "/metrics: 1 or true adds per-pid series (for debugging; off by default)"),
     "label": (LABEL, "_logs: the label (or stdout / stderr) whose log file to read; default "
                      "stdout"),
     "rolling": ({"enum": ["1", "true", "0", "false"]},
@@ -254,6 +258,7 @@ SUCCESS: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/debug/subscriptions"): _json(_object(
         ["subscriptions", "streams", "logfiles"], subscriptions=_OBJECTS, streams=_OBJECTS,
         logfiles=_OBJECTS)),
+    ("get", "/metrics"): {"text/plain": {}, "application/openmetrics-text": {}},
 }  # fmt: skip
 #: Answers other than 200 that are not errors.
 OTHER_SUCCESS = {("get", "/wstreams/{pid}"): ("101", "switching protocols: the websocket")}

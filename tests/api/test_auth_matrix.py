@@ -89,13 +89,14 @@ CASES: dict[tuple[str, ...], Case] = {
     ("stats.template_stats", "GET"): pid_case("GET", "/stats/{name}"),
     ("stats.process_stats", "GET"): pid_case("GET", "/stats/{name}/{pid}"),
     ("logs.subscriptions", "GET"): fixed("GET", "/debug/subscriptions"),
+    ("metrics.scrape", "GET"): fixed("GET", "/metrics"),
 }
 #: Routes that name no template: a scoped token is filtered there, not refused.
 UNSCOPED = {
     ("root.ping", "GET"), ("auth.health", "GET"), ("auth.ready", "GET"), ("root.welcome", "GET"),
     ("root.openapi", "GET"), ("auth.whoami", "GET"), ("auth.ticket", "POST"),
     ("processes.collection", "GET"), ("groups.collection", "GET"), ("watch.watch", "GET"),
-    ("stats.all_stats", "GET"), ("logs.subscriptions", "GET"),
+    ("stats.all_stats", "GET"), ("logs.subscriptions", "GET"), ("metrics.scrape", "GET"),
 }  # fmt: skip
 CALLERS = ("none", "wrong", *ROLES, "scoped-outside")
 
