@@ -26,9 +26,14 @@ def spawn_later_in(
 def kill_others(group: Group, timeout: float | None = 1.0) -> None:
     """Kill every greenlet of ``group`` but the caller (which may be one of them).
 
-    ``Group.kill`` would kill the caller too and then wait for itself.
+    ``Group.kill`` would kill the caller too and then wait for itself. The dead
+    are discarded at once: a timer killed before it started leaves the group only
+    when its links run, a loop turn later.
     """
     current = gevent.getcurrent()
     others = [g for g in group if g is not current]
     if others:
         gevent.killall(others, block=True, timeout=timeout)
+    for g in others:
+        if g.dead:
+            group.discard(g)
