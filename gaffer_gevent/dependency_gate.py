@@ -19,15 +19,14 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import gevent
-
 from . import dependencies
 from .errors import GafferError
 from .lifecycle_settings import Condition
 from .process import Process, ProcessState
 
 if TYPE_CHECKING:
-    from .manager import Manager, TemplateState
+    from .manager import Manager
+    from .template_state import TemplateState
 
 #: Bus events after which a waiting template may be able to start.
 WAKE_EVENTS = frozenset({"spawn", "ready", "completed", "exit", "failed", "start", "create"})
@@ -145,7 +144,7 @@ class DependencyGate:
             return
         for name in names:  # no respawn meanwhile; the processes go in order
             self.manager.states[name].cancel_timers()
-        gevent.spawn(self.stop_in_order, names, None)
+        self.manager.greenlets.spawn(self.stop_in_order, names, None)
 
 
 def _holds(state: TemplateState, condition: Condition) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
+from gevent.pool import Group
 
 from .patterns import matches as matches
 from .patterns import normalize_pattern as normalize_pattern
@@ -91,6 +92,8 @@ class EventBus:
         self._pending: deque[tuple[str, dict[str, Any]]] = deque()
         self._wakeup = Event()
         self._dispatcher: gevent.Greenlet[Any] | None = None
+        #: The bus's greenlets (the dispatcher): ``close`` ends them.
+        self._greenlets = Group()
 
     def subscribe(self, pattern: str, listener: Listener) -> None:
         self._listeners.setdefault(normalize_pattern(pattern), []).append(listener)
@@ -119,7 +122,7 @@ class EventBus:
         """Queue ``{"event": event, **fields}`` for delivery in order."""
         self._pending.append((event, {"event": event, **fields}))
         if self._dispatcher is None or self._dispatcher.dead:
-            self._dispatcher = gevent.spawn(self._dispatch)
+            self._dispatcher = self._greenlets.spawn(self._dispatch)
         self._wakeup.set()
 
     def flush(self) -> None:
@@ -144,6 +147,5 @@ class EventBus:
 
     def close(self) -> None:
         self.flush()
-        if self._dispatcher is not None:
-            self._dispatcher.kill(block=False)
-            self._dispatcher = None
+        self._greenlets.kill(block=False)
+        self._dispatcher = None

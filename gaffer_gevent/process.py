@@ -28,6 +28,7 @@ from gevent.os import nb_write
 from gevent.pool import Group
 
 from .errors import Forbidden, IoNotFound, IoNotRedirected, StdinFull
+from .greenlets import spawn_later_in
 from .reader import read_pipe
 from .spawn import ExitStatus, fork_exec, kill_group, open_devnull, watch_exit
 from .streams import DEFAULT_BUFFER_SIZE, Stream
@@ -113,6 +114,9 @@ class Process:
         self.exited = Event()
         self._on_exit = on_exit
         self._greenlets = Group()
+        #: The exit path (``_finish``, a failed spawn's ``on_exit``) and the SIGKILL timer: a
+        #: group apart from the pipe readers, which ``_finish`` joins and then kills.
+        self._lifecycle = Group()
         self._stdin_writer: gevent.Greenlet[Any] | None = None
         self._kill_timer: gevent.Greenlet[Any] | None = None
         self._read_fds: list[int] = []
@@ -152,7 +156,7 @@ class Process:
             self.state = ProcessState.EXITED
             self.exit_status = SPAWN_FAILED
             self.exited.set()
-            gevent.spawn(self._on_exit, self)
+            self._lifecycle.spawn(self._on_exit, self)
             return
         finally:
             for fd in child_fds:
@@ -232,7 +236,7 @@ class Process:
         timeout = self.template.graceful_timeout if graceful_timeout is None else graceful_timeout
         if self.os_pid:
             kill_group(self.os_pid, signal.SIGTERM)
-            self._kill_timer = gevent.spawn_later(timeout, self.kill)
+            self._kill_timer = spawn_later_in(self._lifecycle, timeout, self.kill)
 
     def kill(self) -> None:
         if self.alive and self.os_pid:
@@ -245,7 +249,7 @@ class Process:
 
     def _exited(self, status: ExitStatus) -> None:
         # Called from the hub by the child watcher: do the work in a greenlet.
-        gevent.spawn(self._finish, status)
+        self._lifecycle.spawn(self._finish, status)
 
     def _finish(self, status: ExitStatus) -> None:
         self.exit_status = status

@@ -27,7 +27,8 @@ from .limits import MAX_READY_TIMEOUT, MAX_UNAVAILABLE, ascii_int, printable
 from .process import Process
 
 if TYPE_CHECKING:
-    from .manager import Manager, TemplateState
+    from .manager import Manager
+    from .template_state import TemplateState
 
 DEFAULT_READY_TIMEOUT = 30.0
 
@@ -87,7 +88,7 @@ def start_rolling(manager: Manager, name: str, settings: RollSettings) -> None:
     if state.stopped or not state.queue:
         manager.restart_template(name)
         return
-    state.rollout = gevent.spawn(_roll, manager, state, settings)
+    state.rollout = manager.greenlets.spawn(_roll, manager, state, settings)
 
 
 def _roll(manager: Manager, state: TemplateState, settings: RollSettings) -> None:

@@ -6,12 +6,14 @@ import contextlib
 import json
 import struct
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from flask import Blueprint, Response, current_app, request
 from gevent.event import Event
 from gevent.lock import Semaphore
+from gevent.pool import Group
 from geventwebsocket.exceptions import WebSocketError
 
 from ..feeds import ChunkFormatter, Feed, Lease
@@ -67,8 +69,9 @@ def close_websocket(ws: Any, code: int = NORMAL_CLOSURE) -> None:
     ws.closed = True
 
 
-def _keep_alive(ws: Any) -> gevent.Greenlet[None]:
-    """A greenlet pinging the client every interval; it returns once the client is idle too long.
+def _keep_alive(ws: Any) -> Callable[[], None]:
+    """What a greenlet runs to ping the client every interval; it returns once the client is
+    idle too long.
 
     Anything read from the client (a message, a pong, a ping) counts as life,
     so a connection whose peer vanished without a FIN is noticed. Frames are
@@ -110,7 +113,7 @@ def _keep_alive(ws: Any) -> gevent.Greenlet[None]:
                     next_ping = now + interval
                 gevent.sleep(max(0.0, min(next_ping, heard[0] + idle_limit) - time.monotonic()))
 
-    return gevent.spawn(ping_until_idle)
+    return ping_until_idle
 
 
 def _refuse(ws: Any, code: str) -> None:
@@ -168,8 +171,9 @@ def _relay(ws: Any, process: Process, label: str | None, sub: Subscription | Non
 
     revoked = Event()
     forget = track_session(revoked.set)
-    pinger = _keep_alive(ws)
-    sender, receiver = gevent.spawn(pump_output), gevent.spawn(pump_input)
+    crew = Group()  # this connection's greenlets: none outlives the view
+    pinger = crew.spawn(_keep_alive(ws))
+    sender, receiver = crew.spawn(pump_output), crew.spawn(pump_input)
     try:
         first = gevent.wait([sender, receiver, pinger, revoked], count=1)
         if revoked.is_set():
@@ -184,4 +188,5 @@ def _relay(ws: Any, process: Process, label: str | None, sub: Subscription | Non
         sender.kill(block=False)
         pinger.kill(block=False)
         receiver.kill(block=True, timeout=1)
+        crew.kill(block=False)
         close_websocket(ws)
