@@ -14,7 +14,9 @@ Restart reasons, read from the order of the manager's events:
 - ``flapping``: the first spawn after a ``flap`` whose retry came (a ``failed``
   means the policy gave up: no restart);
 - ``api``: an ``api.restart`` (one template) or ``api.group_restart`` (each
-  template of the group of the template it names) audit event.
+  template of the group of the template it names) audit event;
+- ``liveness``: the respawn of a pid its liveness check declared ``unhealthy``
+  (gaffer stopped it, but as a crash: backoff and flapping apply).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .events import EventBus
 from .manager import Manager
 from .process import Process
 
-RESTART_REASONS = ("exit", "flapping", "api")
+RESTART_REASONS = ("exit", "flapping", "api", "liveness")
 EXIT_OUTCOMES = ("success", "failure", "signal")
 
 
@@ -42,8 +44,9 @@ class TemplateTally:
     retired_dropped: Counter[str] = field(default_factory=Counter)
     #: CPU seconds last seen of the pid trees that exited.
     retired_cpu: float = 0.0
-    #: Unasked exits still waiting for their respawn, and a flap waiting for its retry.
-    crashes_pending: int = 0
+    #: Unasked exits still waiting for their respawn (each one's reason: exit or liveness),
+    #: and a flap waiting for its retry.
+    crashes_pending: list[str] = field(default_factory=list)
     flap_pending: bool = False
 
 
@@ -58,6 +61,8 @@ class TemplateCounters:
         self.live: dict[int, Process] = {}
         #: Pids gaffer asked to stop and that have not exited yet.
         self.asked: set[int] = set()
+        #: Pids a liveness check declared unhealthy (gaffer stops them, as a crash).
+        self.unhealthy: set[int] = set()
         #: Live pids (ours) -> the most CPU seconds a scrape saw their tree use: a tree's time
         #: drops when a descendant nobody reaps exits, a counter must not.
         self.cpu_seen: dict[int, float] = {}
@@ -111,29 +116,36 @@ class TemplateCounters:
             pid = payload.get("pid")
             if isinstance(pid, int):
                 self.asked.add(pid)
+        elif event == "unhealthy" and payload.get("reason") == "liveness":
+            pid = payload.get("pid")
+            if isinstance(pid, int):
+                self.unhealthy.add(pid)
         elif event in ("spawn", "spawn_error"):
             if tally.crashes_pending:
-                tally.crashes_pending -= 1
-                tally.restarts["exit"] += 1
+                tally.restarts[tally.crashes_pending.pop(0)] += 1
             elif tally.flap_pending:
                 tally.flap_pending = False
                 tally.restarts["flapping"] += 1
         elif event == "flap":
-            tally.flap_pending, tally.crashes_pending = True, 0
+            tally.flap_pending = True
+            tally.crashes_pending.clear()
         elif event in ("failed", "start", "update"):
-            tally.flap_pending, tally.crashes_pending = False, 0
+            tally.flap_pending = False
+            tally.crashes_pending.clear()
         elif event == "stop":
-            tally.crashes_pending = 0
+            tally.crashes_pending.clear()
         elif event == "api.restart":
             tally.restarts["api"] += 1
 
     def _exited(self, name: str, payload: dict[str, Any]) -> None:
         pid = payload.get("pid")
         asked = pid in self.asked
+        unhealthy = pid in self.unhealthy
         process = None
         cpu = 0.0
         if isinstance(pid, int):
             self.asked.discard(pid)
+            self.unhealthy.discard(pid)
             process = self.live.pop(pid, None)
             cpu = self.cpu_seen.pop(pid, 0.0)
         if name not in self.manager.states:
@@ -146,8 +158,10 @@ class TemplateCounters:
             tally.exits["success"] += 1
         else:
             tally.exits["failure"] += 1
-        if not asked:
-            tally.crashes_pending += 1
+        if unhealthy:
+            tally.crashes_pending.append("liveness")
+        elif not asked:
+            tally.crashes_pending.append("exit")
         if process is not None:
             for label, stream in process.streams.items():
                 tally.retired_bytes[label] += stream.total_bytes

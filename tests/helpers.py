@@ -177,19 +177,6 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-# -- gafferd in a test: tests/gafferd.py ---------------------------------------------------------
-
-
-def __getattr__(name: str) -> Any:
-    """``Gafferd`` and ``GAFFERD`` live in ``tests/gafferd.py`` (which imports this module);
-    loaded on first use so ``from tests.helpers import Gafferd`` keeps working."""
-    if name in ("Gafferd", "GAFFERD"):
-        from . import gafferd
-
-        return getattr(gafferd, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def write_config(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text))
     return path

@@ -6,7 +6,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.helpers import GAFFERD, Gafferd, wait_for, write_config
+from tests.gafferd import GAFFERD, Gafferd
+from tests.helpers import wait_for, write_config
 
 CHAIN = """
 [process:web]

@@ -22,7 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import CHILDREN, GAFFERD, PYTHON, Gafferd, wait_for, write_config
+from tests.gafferd import GAFFERD, Gafferd
+from tests.helpers import CHILDREN, PYTHON, wait_for, write_config
 
 
 class Supervisor:

@@ -30,7 +30,8 @@ from gaffer_gevent.process import ProcessState
 from gaffer_gevent.webhooks import WebhookDispatcher
 from tests.api.support import ECHO, SLEEPER, create, create_one, error
 from tests.conftest import LiveServer, managed, serving
-from tests.helpers import PYTHON, Gafferd, Receiver, child, wait_for, write_config
+from tests.gafferd import Gafferd
+from tests.helpers import PYTHON, Receiver, child, free_port, wait_for, write_config
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 MB = 1024 * 1024
@@ -154,6 +155,20 @@ def test_a_sigkill_moves_the_exit_and_restart_counters(
     assert s.value("gaffer_process_exits_total", template="web", outcome="failure") == 0
     assert s.value("gaffer_process_restarts_total", template="web", reason="api") == 0
     assert s.value("gaffer_processes", template="web", state="running") == 1
+
+
+def test_a_liveness_restart_is_counted_as_liveness_not_as_exit(client: httpx.Client) -> None:
+    """A pid its liveness check declared unhealthy is stopped by gaffer, then respawned."""
+    liveness = {"tcp": f"127.0.0.1:{free_port()}", "period": 0.05, "failure_threshold": 1}
+    create(client, "dead", cmd="sleep", args=["30"], liveness=liveness)
+
+    def moved() -> Scrape | None:
+        s = scrape(client)
+        return s if s.value("gaffer_process_restarts_total", reason="liveness") else None
+
+    s = wait_for(moved)
+    assert s.value("gaffer_process_restarts_total", template="dead", reason="liveness") >= 1
+    assert s.value("gaffer_process_restarts_total", template="dead", reason="exit") == 0
 
 
 def test_an_api_restart_is_counted_as_api_not_as_exit(

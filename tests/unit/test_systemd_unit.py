@@ -14,7 +14,8 @@ import pytest
 from gaffer_gevent import systemd_unit
 from gaffer_gevent.daemon import SHUTDOWN_TIMEOUT
 from gaffer_gevent.runtime import runtime_dir_for
-from tests.helpers import GAFFERD, write_config
+from tests.gafferd import GAFFERD
+from tests.helpers import write_config
 
 
 @pytest.fixture
