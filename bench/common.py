@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import functools
 import os
 import random
@@ -253,9 +254,28 @@ def _create_time(pid: int) -> float | None:
         return None
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_the_bench() -> None:
+    """In the child: SIGTERM when the bench dies, even by SIGKILL (Linux), so a bench cut
+    short leaves no gafferd behind; its own SIGTERM handling then stops its children."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def launch(argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     """Start a process in its own session (pgid == pid) and register it for cleanup."""
-    proc: subprocess.Popen[bytes] = subprocess.Popen(argv, start_new_session=True, **kwargs)
+    setup = kwargs.pop("preexec_fn", None)
+
+    def preexec() -> None:
+        _die_with_the_bench()
+        if setup is not None:
+            setup()
+
+    proc: subprocess.Popen[bytes] = subprocess.Popen(
+        argv, start_new_session=True, preexec_fn=preexec, **kwargs
+    )
     created = _create_time(proc.pid)
     _STARTED[proc.pid] = created if created is not None else 0.0
     return proc

@@ -53,19 +53,30 @@ class StatsCollector:
             if pid not in keep:
                 del self._handles[pid]
 
-    def process_info(self, os_pid: int, *, children: bool = True) -> dict[str, Any]:
-        """The process info object of spec 9.1 (without ``id``)."""
+    def process_info(
+        self, os_pid: int, *, children: bool = True, tree: ChildrenMap | None = None
+    ) -> dict[str, Any]:
+        """The process info object of spec 9.1 (without ``id``).
+
+        ``tree`` is one ``children_map`` shared by every process of a request or a
+        feed's round: ``Process.children`` would scan ``/proc`` once per process.
+        """
         try:
             handle = self._handle(os_pid)
         except psutil.Error:
             return _vanished(os_pid)
-        return _info(handle, self, children)
+        if children and tree is None:
+            tree = children_map()
+        return _info(handle, self, tree if children else None)
 
-    def template_stats(self, name: str, processes: Iterable[tuple[int, int]]) -> dict[str, Any]:
+    def template_stats(
+        self, name: str, processes: Iterable[tuple[int, int]], tree: ChildrenMap | None = None
+    ) -> dict[str, Any]:
         """The template stats object of spec 9.2 from (internal pid, os pid) pairs."""
+        tree = children_map() if tree is None else tree
         stats = []
         for pid, os_pid in processes:
-            info = self.process_info(os_pid)
+            info = self.process_info(os_pid, tree=tree)
             info["id"] = pid
             stats.append(info)
         body: dict[str, Any] = {"name": name, "stats": stats}
@@ -84,7 +95,9 @@ class StatsCollector:
         return body
 
 
-def _info(handle: psutil.Process, collector: StatsCollector, children: bool) -> dict[str, Any]:
+def _info(
+    handle: psutil.Process, collector: StatsCollector, tree: ChildrenMap | None
+) -> dict[str, Any]:
     info: dict[str, Any] = {"pid": handle.pid}
     try:
         with handle.oneshot():
@@ -103,12 +116,10 @@ def _info(handle: psutil.Process, collector: StatsCollector, children: bool) -> 
                 if cmdline != NA and cmdline and cmdline[0]
                 else NA
             )
-            kids = _read(handle.children) if children else []
     except psutil.NoSuchProcess:
         return _vanished(handle.pid)
-    info["children"] = (
-        [] if kids == NA else [collector.process_info(kid.pid, children=True) for kid in kids]
-    )
+    kids = tree.get(handle.pid, ()) if tree is not None else ()
+    info["children"] = [collector.process_info(kid, tree=tree) for kid in kids]
     return info
 
 
@@ -124,6 +135,10 @@ def _vanished(os_pid: int) -> dict[str, Any]:
         "pid": os_pid, "cpu": 0.0, "mem": 0.0, "mem_info1": NA, "mem_info2": NA,
         "ctime": NA, "username": NA, "nice": "Zombie", "cmdline": NA, "children": [],
     }  # fmt: skip
+
+
+#: Parent pid -> its child pids, for every process of the machine (``children_map``).
+ChildrenMap = dict[int, list[int]]
 
 
 @dataclass(slots=True)
@@ -145,7 +160,7 @@ def tree_usage(roots: Iterable[int]) -> dict[int, TreeUsage]:
     grandchild that ran and exited still counts. A process that vanished or
     cannot be read counts as nothing. Nothing is kept between calls.
     """
-    children = _children_map()
+    children = children_map()
     usage: dict[int, TreeUsage] = {}
     for root in roots:
         total = usage[root] = TreeUsage()
@@ -175,7 +190,7 @@ def _add_process(total: TreeUsage, pid: int) -> None:
     total.processes += 1
 
 
-def _children_map() -> dict[int, list[int]]:
+def children_map() -> ChildrenMap:
     """Parent pid -> child pids of every process, in one scan.
 
     psutil's own ``_ppid_map`` (what ``Process.children`` uses) reads one small

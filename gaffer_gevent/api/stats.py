@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 
 from ..feeds import Feed, event_mimetype, parse_stat_feed, sample_body, sampling
 from ..process import Process
+from ..stats import ChildrenMap, children_map
 from .disconnect import streamed
 from .extension import gaffer, manager
 from .guard import visible
@@ -20,11 +21,11 @@ bp = Blueprint("stats", __name__)
 STAT_INTERVAL = 0.1
 
 
-def _template_stats(name: str) -> dict[str, Any]:
+def _template_stats(name: str, tree: ChildrenMap | None = None) -> dict[str, Any]:
     """Spec 9.2, plus per process ``started_at`` (epoch seconds, for uptimes) and ``restarts``
     (how many crashed processes in a row this one replaces) and ``state``."""
     processes = [p for p in manager().state(name).queue if p.os_pid]
-    body = gaffer().stats.template_stats(name, [(p.pid, p.os_pid) for p in processes])
+    body = gaffer().stats.template_stats(name, [(p.pid, p.os_pid) for p in processes], tree)
     for info, process in zip(body["stats"], processes, strict=True):
         info["started_at"] = process.started_at
         info["restarts"] = process.restarts
@@ -35,7 +36,8 @@ def _template_stats(name: str) -> dict[str, Any]:
 @bp.route("/stats", methods=["GET"])
 def all_stats() -> Response:
     mgr = manager()
-    body = [_template_stats(name) for name in mgr.template_names() if visible(name)]
+    tree = children_map()  # one scan of /proc for every template
+    body = [_template_stats(name, tree) for name in mgr.template_names() if visible(name)]
     gaffer().stats.forget(p.os_pid for p in mgr.all_processes())
     return json_response(body)
 
@@ -69,7 +71,8 @@ def _stat_feed(kind: Feed, processes: list[Process]) -> Response:
         live = [p for p in processes if p.alive]
         if not live:
             return None
-        return (collector.process_info(process.os_pid) for process in live)
+        tree = children_map()  # one scan of /proc per round, not one per process
+        return (collector.process_info(process.os_pid, tree=tree) for process in live)
 
     lease = sampling("stats")
     body = sample_body(lease, kind, "stat", samples, STAT_INTERVAL)
