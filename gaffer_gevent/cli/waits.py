@@ -29,19 +29,27 @@ HEARTBEAT = 1
 
 
 class Expect:
-    """What "done" means: these pids gone (exit), and this many spawns of a template."""
+    """What "done" means: these pids gone (exit), and this many spawns of a template; or,
+    with ``rollout``, the end of a rolling restart (``rollout_aborted`` is a failure)."""
 
-    def __init__(self, name: str, exits: Iterable[int] = (), spawns: int = 0) -> None:
+    def __init__(
+        self, name: str, exits: Iterable[int] = (), spawns: int = 0, *, rollout: bool = False
+    ) -> None:
         self.name = name
         self.exits = set(exits)
         self.spawns = spawns
+        self.rollout = rollout
         self.failed: str | None = None
 
     def seen(self, event: str, payload: dict[str, Any]) -> bool:
         """Count one event; True once everything expected happened (or cannot any more)."""
         if payload.get("name") != self.name or "." in event:
             return self.done
-        if event == "exit":
+        if event == "rollout_done":
+            self.rollout = False
+        elif event == "rollout_aborted" and self.rollout:
+            self.failed = f"{self.name}: rolling restart aborted: {payload.get('reason', '')}"
+        elif event == "exit":
             self.exits.discard(payload.get("pid", -1))
         elif event == "spawn":
             self.spawns -= 1
@@ -52,7 +60,7 @@ class Expect:
 
     @property
     def done(self) -> bool:
-        return self.failed is not None or (not self.exits and self.spawns <= 0)
+        return self.failed is not None or (not self.exits and self.spawns <= 0 and not self.rollout)
 
     def describe(self) -> str:
         parts = []
@@ -60,6 +68,8 @@ class Expect:
             parts.append(f"{len(self.exits)} to exit")
         if self.spawns > 0:
             parts.append(f"{self.spawns} to start")
+        if self.rollout:
+            parts.append("the rolling restart to end")
         return ", ".join(parts) or "done"
 
 
@@ -155,6 +165,33 @@ def restart_and_wait(client: Client, name: str, *, spinner: bool) -> None:
         what = f"restarting {name}: {wanted} to start, {len(pids)} to exit (graceful {grace:g} s)"
         with waiting(what, enabled=spinner):
             wait([Expect(name, exits=pids, spawns=wanted)], grace + MARGIN)
+
+
+def roll_and_wait(
+    client: Client,
+    name: str,
+    *,
+    max_unavailable: int | None,
+    ready_timeout: float | None,
+    spinner: bool,
+) -> None:
+    """A rolling restart; returns once every pid was replaced, fails if the roll aborted."""
+    import math
+
+    from .progress import waiting
+
+    grace = graceful_timeout(client, name)
+    with watching(client) as wait:
+        wanted = client.status(name)["max_processes"]
+        client.restart_process(
+            name, rolling=True, max_unavailable=max_unavailable, ready_timeout=ready_timeout
+        )
+        batch = max_unavailable or 1
+        rounds = max(1, math.ceil(wanted / batch))
+        per_round = (ready_timeout if ready_timeout is not None else 30.0) + grace
+        what = f"rolling restart of {name}: {wanted} pids, {batch} at a time"
+        with waiting(what, enabled=spinner):
+            wait([Expect(name, rollout=True)], rounds * per_round + MARGIN)
 
 
 def scale_and_wait(client: Client, name: str, delta: int, *, spinner: bool) -> int:

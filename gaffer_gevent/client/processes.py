@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, cast
+from urllib.parse import urlencode
 
 from ..errors import BadValue
 from ..signals import parse_signal
@@ -72,11 +73,11 @@ class ProcessCalls(Session):
         """Stop and remove a template."""
         self.request("DELETE", f"/processes/{segment(name)}")
 
-    def _action(self, name: str, action: str, arg: str | int | None = None) -> Any:
+    def _action(self, name: str, action: str, arg: str | int | None = None, query: str = "") -> Any:
         path = f"/processes/{segment(name)}/{action}"
         if arg is not None:
             path += f"/{segment(arg)}"
-        return self._json("POST", path)
+        return self._json("POST", path + (f"?{query}" if query else ""))
 
     def start_process(self, name: str) -> None:
         self._action(name, "_start")
@@ -84,8 +85,23 @@ class ProcessCalls(Session):
     def stop_process(self, name: str) -> None:
         self._action(name, "_stop")
 
-    def restart_process(self, name: str) -> None:
-        self._action(name, "_restart")
+    def restart_process(
+        self,
+        name: str,
+        *,
+        rolling: bool = False,
+        max_unavailable: int | None = None,
+        ready_timeout: float | None = None,
+    ) -> None:
+        """Restart a template; ``rolling``: replace its pids a few at a time, each old one
+        stopped once its replacement is ready (``max_unavailable`` at once, default 1; a
+        replacement not ready in ``ready_timeout`` seconds, default 30, aborts the roll)."""
+        query = {"rolling": "1"} if rolling else {}
+        if rolling and max_unavailable is not None:
+            query["max_unavailable"] = str(int(max_unavailable))
+        if rolling and ready_timeout is not None:
+            query["ready_timeout"] = repr(float(ready_timeout))
+        self._action(name, "_restart", query=urlencode(query))
 
     def add(self, name: str, n: int = 1) -> int:
         """numprocesses += n; returns the new numprocesses."""

@@ -143,8 +143,20 @@ def stop(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def restart(ctx: Context, args: argparse.Namespace) -> int:
-    """Start fresh processes for a template, then reap the old ones."""
-    if args.wait:
+    """Start fresh processes for a template, then reap the old ones.
+
+    With --rolling, a few at a time: each old pid is stopped only once its
+    replacement is ready (--max-unavailable at once; a replacement not ready
+    within --ready-timeout aborts the roll and keeps the remaining old pids).
+    """
+    if args.rolling:
+        options = {"max_unavailable": args.max_unavailable, "ready_timeout": args.ready_timeout}
+        if args.wait:
+            spinner = progress_enabled(ctx.as_json)
+            waits.roll_and_wait(ctx.client, args.name, spinner=spinner, **options)
+        else:
+            ctx.client.restart_process(args.name, rolling=True, **options)
+    elif args.wait:
         waits.restart_and_wait(ctx.client, args.name, spinner=progress_enabled(ctx.as_json))
     else:
         ctx.client.restart_process(args.name)
