@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .ascii_numbers import MAX_INT_DIGITS as MAX_INT_DIGITS
+from .ascii_numbers import ascii_digits as ascii_digits
+from .ascii_numbers import ascii_int as ascii_int
 from .errors import BadValue, InvalidProcessInfo
 
 # -- names ------------------------------------------------------------------------------
@@ -59,9 +62,6 @@ MAX_RESTART_DELAY = 86400.0
 #: Most pids a rolling restart replaces at once, and its longest ``ready_timeout`` (an hour).
 MAX_UNAVAILABLE = 1024
 MAX_READY_TIMEOUT = 3600.0
-#: Any other integer a client sends (numprocesses before the manager's own limit, pids in
-#: URLs, ``since``, ``tail``...) has at most this many ASCII digits.
-MAX_INT_DIGITS = 18
 
 # -- the manager's limits (gafferd's [gaffer] section) -----------------------------------
 
@@ -165,19 +165,6 @@ def check_text(value: str, field: str, max_length: int) -> str:
     except UnicodeEncodeError:
         raise BadValue(f"{field} must be valid Unicode (no lone surrogates)", field=field) from None
     return value
-
-
-def ascii_digits(text: str) -> bool:
-    """True for a non-empty run of ASCII digits only ("²" and other scripts' digits are not)."""
-    return text.isascii() and text.isdigit()
-
-
-_ASCII_INT = re.compile(rf"-?[0-9]{{1,{MAX_INT_DIGITS}}}")
-
-
-def ascii_int(text: str) -> int | None:
-    """The integer written in ASCII digits (an optional ``-``), or None; no ``_``, no spaces."""
-    return int(text) if _ASCII_INT.fullmatch(text) else None
 
 
 def parse_int(value: str, what: str) -> int:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import signal
 
+from .ascii_numbers import MAX_INT_DIGITS, ascii_int
 from .errors import BadValue
-from .limits import MAX_INT_DIGITS, ascii_int
 
 
 def parse_signal(value: int | str) -> int:

@@ -20,8 +20,7 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Option, UsageError, run_command
 
@@ -32,8 +31,7 @@ HELP = "help"
 HELP_SUMMARY = "Show the description of a command."
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One row of a command table."""
 
     name: str
@@ -87,8 +85,7 @@ def add_global_options(
         parser.add_argument(*flags, **settings)
 
 
-@dataclass(frozen=True)
-class Cli:
+class Cli(NamedTuple):
     """A console script made of a command table and options that go before or after it."""
 
     prog: str

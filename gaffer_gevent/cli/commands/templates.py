@@ -12,8 +12,7 @@ import sys
 from typing import Any
 
 from ...client import signal_number
-from .. import EXIT_OK, UsageError, waits
-from ..progress import progress_enabled
+from .. import EXIT_OK, UsageError
 from . import OK, Context
 
 #: What ``add_process`` captures unless ``--no-output``: ``tail`` and ``logs`` need it.
@@ -134,6 +133,9 @@ def start(ctx: Context, args: argparse.Namespace) -> int:
 
 def stop(ctx: Context, args: argparse.Namespace) -> int:
     """Stop all processes of a template (SIGTERM, SIGKILL after its timeout)."""
+    from .. import waits  # --wait only: threads and the feed reader
+    from ..progress import progress_enabled
+
     if args.wait:
         waits.stop_and_wait(ctx.client, args.name, spinner=progress_enabled(ctx.as_json))
     else:
@@ -149,6 +151,9 @@ def restart(ctx: Context, args: argparse.Namespace) -> int:
     replacement is ready (--max-unavailable at once; a replacement not ready
     within --ready-timeout aborts the roll and keeps the remaining old pids).
     """
+    from .. import waits  # --wait only: threads and the feed reader
+    from ..progress import progress_enabled
+
     if args.rolling:
         options = {"max_unavailable": args.max_unavailable, "ready_timeout": args.ready_timeout}
         if args.wait:
@@ -165,6 +170,9 @@ def restart(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _scale(ctx: Context, args: argparse.Namespace, sign: int) -> int:
+    from .. import waits  # --wait only: threads and the feed reader
+    from ..progress import progress_enabled
+
     if not args.wait or args.n < 0:  # a negative count: gafferd's answer, as without --wait
         return (ctx.client.add if sign > 0 else ctx.client.sub)(args.name, args.n)
     spinner = progress_enabled(ctx.as_json)
