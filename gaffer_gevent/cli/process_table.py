@@ -73,13 +73,14 @@ def template_rows(
     return rows
 
 
-def duration(seconds: float) -> str:
-    """``M:SS``, ``H:MM:SS``, or ``Nd H:MM:SS`` past a day."""
+def duration(seconds: float, *, short_days: bool = False) -> str:
+    """``M:SS``, ``H:MM:SS``, or ``Nd H:MM:SS`` past a day (``NdHHh`` with ``short_days``,
+    for a narrow column)."""
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
     if days:
-        return f"{days}d {hours}:{minutes:02d}:{secs:02d}"
+        return f"{days}d{hours:02d}h" if short_days else f"{days}d {hours}:{minutes:02d}:{secs:02d}"
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 

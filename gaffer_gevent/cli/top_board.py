@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .process_table import duration
+
 #: Sort orders, in the order the ``s`` key cycles through them.
 SORT_KEYS = ("name", "cpu", "mem", "restarts", "uptime")
 #: Keys that pick a sort order directly.
@@ -232,11 +234,4 @@ def format_bytes(value: int | None) -> str:
 
 
 def format_uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d{hours:02d}h"
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return "-" if seconds is None else duration(seconds, short_days=True)

@@ -27,6 +27,7 @@ from gaffer_gevent.client import Client
 from ..gafferd import GAFFERD_SCRIPT, Gafferd
 from ..helpers import wait_for  # noqa: F401  (test modules import it from here)
 from .recorder import Recorder
+from .terminal import Terminal
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
@@ -205,3 +206,12 @@ def one_line(text: str) -> str:
     assert len(lines) == 1, f"expected one line, got {text!r}"
     assert "Traceback" not in text
     return lines[0]
+
+
+@pytest.fixture
+def terminals() -> Iterator[list[Terminal]]:
+    """Pseudo-terminals a test opens (``Terminal``), each closed after it."""
+    opened: list[Terminal] = []
+    yield opened
+    for terminal in opened:
+        terminal.close()

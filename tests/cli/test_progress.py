@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pytest
 
 from ..helpers import wait_for
 from .conftest import TICKER, Daemon, run_script
@@ -22,14 +20,6 @@ from .terminal import Terminal
 
 PY = sys.executable
 IGNORE_TERM = str(Path(__file__).parent.parent / "children" / "ignore_term.py")
-
-
-@pytest.fixture
-def terminals() -> Iterator[list[Terminal]]:
-    opened: list[Terminal] = []
-    yield opened
-    for terminal in opened:
-        terminal.close()
 
 
 def stubborn(gafferd: Daemon, grace: float = 2) -> int:

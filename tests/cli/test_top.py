@@ -10,22 +10,11 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from .conftest import TICKER, Daemon, SecuredDaemon, run_script, wait_for
 from .terminal import Terminal
 
 PY = sys.executable
-
-
-@pytest.fixture
-def terminals() -> Iterator[list[Terminal]]:
-    opened: list[Terminal] = []
-    yield opened
-    for terminal in opened:
-        terminal.close()
 
 
 def start_top(terminals: list[Terminal], url: str, *extra: str, token: str = "") -> Terminal:
