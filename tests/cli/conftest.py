@@ -27,7 +27,6 @@ from gaffer_gevent.client import Client
 from ..gafferd import GAFFERD_SCRIPT, Gafferd
 from ..helpers import wait_for  # noqa: F401  (test modules import it from here)
 from .recorder import Recorder
-from .terminal import Terminal
 
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
@@ -209,9 +208,9 @@ def one_line(text: str) -> str:
 
 
 @pytest.fixture
-def terminals() -> Iterator[list[Terminal]]:
-    """Pseudo-terminals a test opens (``Terminal``), each closed after it."""
-    opened: list[Terminal] = []
+def terminals() -> Iterator[list[Any]]:
+    """Pseudo-terminals a test opens (``terminal.Terminal``), each closed after it."""
+    opened: list[Any] = []
     yield opened
     for terminal in opened:
         terminal.close()
