@@ -7,7 +7,11 @@ a few times unmeasured first (page cache, bytecode), then `--runs` times; the me
 The target (issue 14): gafferctl at most 0.6x supervisorctl.
 
 supervisorctl comes from `.venv-bench` (where `make bench` installs the peers); when it is
-missing, this installs supervisor alone there, with pip, as `peers_env` would.
+missing, this installs supervisor alone there, with pip, as `peers_env` would. Both CLIs are
+timed as users install them: this tree is installed (not editable, no dependencies: the
+CLI's path needs none) into the same venv, so neither pays for a development checkout's
+import hooks. The checkout's own `.venv/bin/gafferctl` (an editable install, whose finder
+costs every run about 8 ms of `site`) is timed beside them for reference.
 
     .venv/bin/python bench/cli_latency.py [--runs 15]
 """
@@ -47,6 +51,14 @@ def supervisor_tools() -> tuple[str, str]:
     return str(bin_dir / "supervisord"), str(bin_dir / "supervisorctl")
 
 
+def installed_gafferctl() -> str:
+    """This tree's gafferctl, installed normally into `.venv-bench` (reinstalled each run)."""
+    pip = [str(BENCH_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
+           "--force-reinstall", str(REPO)]  # fmt: skip
+    subprocess.run(pip, check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    return str(BENCH_VENV / "bin" / "gafferctl")
+
+
 def timed(argv: list[str]) -> float:
     """Seconds for one run of ``argv`` to completion; its output is read and discarded."""
     started = time.perf_counter()
@@ -62,6 +74,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     supervisord, supervisorctl = supervisor_tools()
+    installed = installed_gafferctl()
     with (
         workdir("cli-gaffer") as gtmp,
         workdir("cli-supervisord") as stmp,
@@ -73,9 +86,11 @@ def main() -> int:
         for name in ("one", "flood", *(f"sleepers_{i:02d}" for i in range(100))):
             body = {"name": name, "cmd": "sleep 3600", "start": False}
             gafferd.call("POST", "/processes", body)
+        url = f"http://127.0.0.1:{gafferd.port}"
         commands = {
-            "gafferctl processes": [
-                str(GAFFERCTL), "--connect", f"http://127.0.0.1:{gafferd.port}", "processes",
+            "gafferctl processes": [installed, "--connect", url, "processes"],
+            "gafferctl processes (editable checkout)": [
+                str(GAFFERCTL), "--connect", url, "processes",
             ],
             "supervisorctl status": [
                 supervisorctl, "-s", f"http://127.0.0.1:{peer.port}", "status",

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
 
 from ..feeds import Feed, event_mimetype, parse_stat_feed, sample_body, sampling
 from ..process import Process
-from ..stats import ChildrenMap, children_map
 from .disconnect import streamed
 from .extension import gaffer, manager
 from .guard import visible
 from .params import json_response, parse_pid
+
+if TYPE_CHECKING:  # psutil is loaded on the first stats request, not with the app
+    from ..stats import ChildrenMap
 
 bp = Blueprint("stats", __name__)
 
@@ -36,6 +38,8 @@ def _template_stats(name: str, tree: ChildrenMap | None = None) -> dict[str, Any
 @bp.route("/stats", methods=["GET"])
 def all_stats() -> Response:
     mgr = manager()
+    from ..stats import children_map
+
     tree = children_map()  # one scan of /proc for every template
     body = [_template_stats(name, tree) for name in mgr.template_names() if visible(name)]
     gaffer().stats.forget(p.os_pid for p in mgr.all_processes())
@@ -71,6 +75,8 @@ def _stat_feed(kind: Feed, processes: list[Process]) -> Response:
         live = [p for p in processes if p.alive]
         if not live:
             return None
+        from ..stats import children_map
+
         tree = children_map()  # one scan of /proc per round, not one per process
         return (collector.process_info(process.os_pid, tree=tree) for process in live)
 
