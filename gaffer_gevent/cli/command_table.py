@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 import textwrap
@@ -55,6 +56,32 @@ class Command(NamedTuple):
         # inspect.cleandoc's rule, without importing inspect (a third of a command's imports).
         first, _, rest = (self.load().__doc__ or "").expandtabs().partition("\n")
         return f"{first.strip()}\n{textwrap.dedent(rest)}".strip()
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, told the terminal's width the way ``shutil`` finds it.
+
+    argparse asks ``shutil.get_terminal_size`` each time it makes a formatter (every
+    ``add_argument``), and ``shutil`` imports ``bz2`` and ``lzma`` on the way: a cost
+    on every command, for a width only help and usage lines use.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=terminal_columns() - 2)
+
+
+def terminal_columns() -> int:
+    """``$COLUMNS``, else the width of the terminal on stdout, else 80 (``shutil``'s rule)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 class CliParser(argparse.ArgumentParser):
@@ -154,7 +181,7 @@ class Cli(NamedTuple):
             prog=self.prog,
             description=self.description,
             epilog=f"commands:\n{listing}  {HELP:<{width}}{HELP_SUMMARY}\n\n{self.exit_codes}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=Formatter,
         )
         parser.unknown_command = self.unknown
         add_global_options(parser, self.global_options, top=True)
@@ -171,13 +198,13 @@ class Cli(NamedTuple):
             sub = subparsers.add_parser(
                 command.name,
                 description=command.description,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
+                formatter_class=Formatter,
             )
             for flags, settings in command.arguments:
                 sub.add_argument(*flags, **settings)
             add_global_options(sub, self.global_options, top=False)
             by_name[command.name] = sub
-        topic = subparsers.add_parser(HELP, description=HELP_SUMMARY)
+        topic = subparsers.add_parser(HELP, description=HELP_SUMMARY, formatter_class=Formatter)
         topic.add_argument("topic", nargs="?", metavar="command")
         return parser, by_name
 
