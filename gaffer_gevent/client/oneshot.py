@@ -1,10 +1,12 @@
-"""One-shot HTTP requests to gafferd over the standard library's ``http.client``.
+"""One-shot HTTP requests to gafferd: ``wire.py`` on a plain socket, ``http.client`` for TLS.
 
 A CLI command makes one or two requests and exits, so what it pays for is
 start-up: importing httpx (and httpcore, anyio, h11, idna) takes longer than
-the request itself. The plain calls of ``Client`` go through this module, which
-imports only the standard library; feeds, which need streaming and read
-timeouts of their own, still open through httpx, imported when a feed is.
+the request itself, and even ``http.client`` (``email``, ``ssl``) is a third of
+a command. The plain calls of ``Client`` go through this module, which imports
+only the standard library, and over TCP or a unix socket without TLS only
+``socket``; feeds, which need streaming and read timeouts of their own, still
+open through httpx, imported when a feed is.
 
 The connection is kept alive between calls. A kept connection the server
 closed meanwhile fails before any answer arrives; that request is sent once
@@ -13,17 +15,16 @@ more on a fresh connection, as httpx does.
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
-import ssl
 from collections.abc import Mapping
-from email.message import Message
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode, urlsplit
 
-#: Errors of a connection the server closed while it was idle (the retry case).
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+from .wire import ProtocolError, Stale, WireConnection
+
+if TYPE_CHECKING:
+    import http.client
+    import ssl
 
 
 class TransportError(Exception):
@@ -41,7 +42,7 @@ class Headers(dict[str, str]):
 class Response:
     """An answer read in full: the status, the headers and the body."""
 
-    def __init__(self, status_code: int, headers: Message, content: bytes) -> None:
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
         self.status_code = status_code
         #: Case-insensitive ``get``, like httpx's headers.
         self.headers = headers
@@ -57,24 +58,6 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code}]>"
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    """HTTP over a unix socket; the ``Host`` header says ``localhost``."""
-
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.path)
-        except BaseException:
-            sock.close()  # a failed connect must not leave the socket to the collector
-            raise
-        self.sock = sock
 
 
 class OneShotHTTP:
@@ -99,28 +82,30 @@ class OneShotHTTP:
         self.headers = Headers(headers)
         self._timeout = timeout
         self._connect_timeout = connect_timeout
-        self._conn: http.client.HTTPConnection | None = None
+        self._conn: http.client.HTTPConnection | WireConnection | None = None
 
     def connect(
         self, connect_timeout: float | None, read_timeout: float | None
     ) -> http.client.HTTPConnection:
-        """A new connection to gafferd, connected, with ``read_timeout`` on its socket."""
-        conn: http.client.HTTPConnection
+        """A new ``http.client`` connection to gafferd, connected, with ``read_timeout`` on
+        its socket (TLS calls, and the feeds' transport)."""
+        from .stdlib_connection import open_connection
+
+        return open_connection(
+            self._host, self._port, uds=self._uds, ssl_context=self._ssl,
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
+        )  # fmt: skip
+
+    def _connect_plain(self) -> WireConnection:
         if self._uds is not None:
-            conn = _UnixConnection(self._uds, connect_timeout)
-        elif self._ssl is not None:
-            conn = http.client.HTTPSConnection(
-                self._host, self._port, timeout=connect_timeout, context=self._ssl
-            )
+            conn = WireConnection(self._uds, "localhost", self._connect_timeout)
         else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=connect_timeout)
-        try:
-            conn.connect()
-        except BaseException:
-            conn.close()
-            raise
-        assert conn.sock is not None
-        conn.sock.settimeout(read_timeout)  # connected: from now on the read timeout
+            port = self._port or 80
+            host = f"[{self._host}]" if ":" in self._host else self._host
+            address = (self._host, port)
+            conn = WireConnection(address, host if port == 80 else f"{host}:{port}",
+                                  self._connect_timeout)  # fmt: skip
+        conn.sock.settimeout(self._timeout)  # connected: from now on the read timeout
         return conn
 
     def request(
@@ -139,24 +124,36 @@ class OneShotHTTP:
         sent = {**self.headers, **(headers or {})}
         if content is not None:
             sent["Content-Length"] = str(len(content))
+        if self._ssl is not None:
+            from http.client import HTTPException
+
+            from .stdlib_connection import STALE
+
+            stale: tuple[type[BaseException], ...] = STALE
+            failures: tuple[type[BaseException], ...] = (OSError, HTTPException)
+        else:
+            stale, failures = (Stale,), (OSError, ProtocolError)
         reused = self._conn is not None
         try:
             try:
                 return self._exchange(method, target, content, sent)
-            except _STALE:
+            except stale:
                 if not reused:
                     raise
                 return self._exchange(method, target, content, sent)
-        except (OSError, http.client.HTTPException) as exc:
+        except failures as exc:
             self.close()
             raise TransportError(str(exc) or type(exc).__name__) from exc
 
     def _exchange(
         self, method: str, target: str, content: bytes | None, headers: dict[str, str]
     ) -> Response:
+        if self._ssl is None:
+            return self._exchange_plain(method, target, content, headers)
         if self._conn is None:
             self._conn = self.connect(self._connect_timeout, self._timeout)
         conn = self._conn
+        assert not isinstance(conn, WireConnection)
         try:
             conn.request(method, target, body=content, headers=headers)
             answer = conn.getresponse()
@@ -166,7 +163,24 @@ class OneShotHTTP:
             raise
         if answer.will_close:
             self.close()
-        return Response(answer.status, answer.headers, body)
+        # An HTTPMessage: case-insensitive ``get``, as the plain path's headers.
+        return Response(answer.status, cast("Mapping[str, str]", answer.headers), body)
+
+    def _exchange_plain(
+        self, method: str, target: str, content: bytes | None, headers: dict[str, str]
+    ) -> Response:
+        if self._conn is None:
+            self._conn = self._connect_plain()
+        conn = self._conn
+        assert isinstance(conn, WireConnection)
+        try:
+            answer = conn.exchange(method, target, headers, content)
+        except BaseException:
+            self.close()
+            raise
+        if answer.will_close:
+            self.close()
+        return Response(answer.status, answer.headers, answer.body)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -8,9 +8,8 @@ package's own ``GafferError``, and an unreachable daemon a ``ServerUnreachable``
 from __future__ import annotations
 
 import json
-import ssl
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import quote
 
 from ..defaults import DEFAULT_URL
@@ -19,9 +18,10 @@ from .credentials import check_token
 from .errors import ServerUnreachable, describe, error_from_body
 from .feeds import Feed
 from .oneshot import OneShotHTTP, Response, TransportError
-from .transport import ssl_context
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 T = TypeVar("T")
@@ -64,6 +64,8 @@ class Session:
         elif url.startswith(("http://", "https://")):
             base = url.rstrip("/")
             if url.startswith("https://"):
+                from .transport import ssl_context  # ssl: only for https
+
                 self._ssl = ssl_context(certfile, keyfile, cacert, verify)
         else:
             raise ValueError(f"unsupported gafferd address {url!r} (http://, https:// or unix:)")
@@ -140,7 +142,7 @@ class Session:
             response.status_code,
             body,
             context,
-            headers=cast("Mapping[str, str]", response.headers),
+            headers=response.headers,
             token_sent=self._token_sent,
         )
 

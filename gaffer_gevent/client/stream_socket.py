@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import ssl
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -18,6 +17,8 @@ from ..errors import GafferError
 from .errors import ServerUnreachable, describe, error_from_body
 
 if TYPE_CHECKING:
+    import ssl
+
     import websocket as websocket_client
 
 

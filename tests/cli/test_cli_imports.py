@@ -60,6 +60,8 @@ def test_gafferctl_status_and_processes_import_no_server_side_and_no_httpx(gaffe
         code, loaded = loaded_by("gafferctl", "--connect", gafferd.url, *args)
         assert code == 0, args
         assert not loaded & (SERVER_SIDE | {"httpx", "httpcore"}), (args, sorted(loaded))
+        # Plain HTTP: the one-shot calls go over client/wire.py, not http.client (email, ssl).
+        assert not loaded & {"ssl", "email", "http"}, (args, sorted(loaded))
 
 
 @pytest.mark.parametrize(
