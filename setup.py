@@ -47,6 +47,8 @@ setup(
             "hypothesis>=6.100",
             "requests>=2.32",
             "jsonschema-rs>=0.20",
+            # tests/api/test_metrics.py reads examples/prometheus.yml
+            "PyYAML>=6",
         ],
         "gunicorn": ["gunicorn[gevent]>=22"],
     },
