@@ -151,9 +151,15 @@ def test_log_readiness_waits_for_the_line(
 
 
 def notify_socket_of(os_pid: int) -> str:
-    environ = Path(f"/proc/{os_pid}/environ").read_bytes().split(b"\0")
-    (value,) = [v for v in environ if v.startswith(b"NOTIFY_SOCKET=")]
-    return value.split(b"=", 1)[1].decode()
+    """The child's ``NOTIFY_SOCKET``, once it runs its program: between fork and exec,
+    ``/proc/<pid>/environ`` is still its parent's, without one."""
+
+    def value() -> bytes | None:
+        environ = Path(f"/proc/{os_pid}/environ").read_bytes().split(b"\0")
+        found = [v for v in environ if v.startswith(b"NOTIFY_SOCKET=")]
+        return found[0] if found else None
+
+    return str(wait_for(value, timeout=10).split(b"=", 1)[1].decode())
 
 
 def test_notify_ready_and_status(client: httpx.Client, server: LiveServer) -> None:
