@@ -63,6 +63,9 @@ class Manager:
         self.stopping: dict[int, Process] = {}  # asked to stop, not exited yet
         #: Called with each process right after it spawned (log files hook here).
         self.spawn_hooks: list[Callable[[Process], None]] = []
+        #: Called with (os pid, template name, running) when the command of an exec check
+        #: starts and when it is gone: the runtime record lists its process group too.
+        self.check_group_hooks: list[Callable[[int, str, bool], None]] = []
         self._last_pid = 0
         #: Every greenlet the manager starts (spawners, respawn and retry timers, rolling
         #: restarts, ordered group stops): ``stop_all`` ends what is left of it.
@@ -356,6 +359,11 @@ class Manager:
         """Publish the global event, then its ``proc.<name>.<event>`` twin."""
         self.bus.publish(event, name=name, **fields)
         self.bus.publish(f"proc.{name}.{event}", name=name, **fields)
+
+    def check_group(self, os_pid: int, name: str, running: bool) -> None:
+        """An exec check's command started (``running``) or is gone: tell the hooks."""
+        for hook in self.check_group_hooks:
+            hook(os_pid, name, running)
 
     def publish_check(self, event: str, process: Process, **fields: Any) -> None:
         """``ready``/``unhealthy`` of one pid, from its checks (checks/runner.py)."""

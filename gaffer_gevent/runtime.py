@@ -306,7 +306,18 @@ class Runtime:
         """Keep ``processes.json`` in step with ``manager``'s children from now on."""
         self._manager = manager
         manager.spawn_hooks.append(self._spawned)
+        manager.check_group_hooks.append(self._check_group)
         manager.bus.subscribe("exit", self._exited)
+
+    def _check_group(self, os_pid: int, name: str, running: bool) -> None:
+        # Keyed by the negated OS pid: gaffer's pids are positive, and a check's command
+        # lives at most its timeout, so its OS pid is not reused while it is recorded.
+        key = -os_pid
+        if running:
+            self._unread[key] = (os_pid, f"{name} (check)")
+        elif self.groups.pop(key, None) is None and self._unread.pop(key, None) is None:
+            return
+        self._changed()
 
     def _spawned(self, process: Process) -> None:
         # Its start time is read by the writer, not here: just after exec the child's

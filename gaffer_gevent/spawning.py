@@ -94,7 +94,7 @@ def spawn(manager: Manager, state: TemplateState) -> Process:
     )  # fmt: skip
     process.spawned_at = manager.clock()
     process.restarts = state.inherited.popleft() if state.inherited else 0
-    process.checks = CheckRunner(process, manager.publish_check)
+    process.checks = CheckRunner(process, manager.publish_check, manager.check_group)
     process.spawn()
     state.queue.append(process)
     manager.running[process.pid] = process

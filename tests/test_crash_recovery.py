@@ -283,3 +283,42 @@ def test_embedding_takes_the_lock_only_with_a_runtime_dir(tmp_path: Path) -> Non
     second = Gaffer(Manager(), Flask("d"), runtime_dir=directory)
     assert second.runtime is not None
     second.runtime.close()
+
+
+def test_an_exec_check_running_when_gafferd_is_killed_is_stopped_by_the_next(
+    started: list[Gafferd], tmp_path: Path, env: dict[str, str]
+) -> None:
+    """An exec check's command leads its own process group: the record lists it while it
+    runs, so a gafferd SIGKILLed mid-check leaves nothing the next one does not stop."""
+    marker = "600.4321"  # a command line no other test uses
+    config = tmp_path / "checked.ini"
+    config.write_text(
+        "[process:checked]\ncmd = sleep 600\n"
+        f'readiness = {{"exec": ["sleep", "{marker}"], "timeout": 3600, "period": 3600}}\n'
+    )
+    first = start(started, config, env)
+
+    def check_command() -> list[psutil.Process]:
+        found = []
+        for process in first.children():
+            with contextlib.suppress(psutil.Error):
+                if process.cmdline() == ["sleep", marker]:
+                    found.append(process)
+        return found
+
+    (check,) = wait_for(check_command, timeout=TIMEOUT)
+
+    def recorded() -> list[str]:
+        record = read_record(runtime_state(first)) or Record(0)
+        return [g.name for g in record.groups if g.pgid == check.pid]
+
+    assert wait_for(recorded, timeout=TIMEOUT) == ["checked (check)"]
+
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(TIMEOUT)
+    assert alive({check.pid})  # its own session: SIGKILL of gafferd leaves it running
+
+    second = start(started, config, env)
+    wait_for(lambda: "did not stop cleanly" in second.log_text(), timeout=TIMEOUT)
+    wait_for(lambda: not alive({check.pid}), timeout=TIMEOUT)
+    assert second.stop(TIMEOUT) == 0

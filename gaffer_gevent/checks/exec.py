@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posix
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import gevent
 from gevent.event import AsyncResult
@@ -29,8 +29,14 @@ def probe_exec(
     cwd: str | None = None,
     uid: int | None = None,
     gid: int | None = None,
+    on_group: Callable[[int, bool], None] | None = None,
 ) -> tuple[bool, str]:
-    """(passed, what was seen) for one run of ``argv``, killed with its group at ``timeout``."""
+    """(passed, what was seen) for one run of ``argv``, killed with its group at ``timeout``.
+
+    ``on_group(os_pid, running)`` hears of the command's process group when it starts and
+    when it is gone: gafferd records it (runtime.py), so a gafferd killed mid-check has
+    its next start stop the command, as it does the processes.
+    """
     stdin, output = open_devnull(False), open_devnull(True)
     try:
         os_pid = fork_exec(
@@ -43,12 +49,16 @@ def probe_exec(
         posix.close(output)
     exited: AsyncResult[ExitStatus] = AsyncResult()
     watch_exit(os_pid, exited.set)
+    if on_group is not None:
+        on_group(os_pid, True)
     try:
         status = exited.get(timeout=timeout)
     except gevent.Timeout:
         return False, f"timed out after {timeout:g} s"
     finally:
         kill_group(os_pid, signal.SIGKILL)  # the command, or what it left behind
+        if on_group is not None:
+            on_group(os_pid, False)
     if status.term_signal:
         return False, f"killed by signal {status.term_signal}"
     return status.exit_status == 0, f"exit status {status.exit_status}"

@@ -49,8 +49,15 @@ Publish = Callable[..., None]
 class CheckRunner:
     """The checks of one pid, their greenlets and its notify socket."""
 
-    def __init__(self, process: Process, publish: Publish) -> None:
+    def __init__(
+        self,
+        process: Process,
+        publish: Publish,
+        on_group: Callable[[int, str, bool], None] | None = None,
+    ) -> None:
+        """``on_group(os_pid, name, running)``: an exec check's command started or is gone."""
         self.process = process
+        self._on_group = on_group
         self.readiness: CheckSpec | None = process.template.readiness
         self.liveness: CheckSpec | None = process.template.liveness
         self.publish = publish
@@ -206,8 +213,11 @@ class CheckRunner:
         if spec.kind == "tcp":
             return probe_tcp(target, spec.timeout)
         tpl = self.process.template
+        hook = self._on_group
+        name = self.process.name
+        on_group = None if hook is None else (lambda os_pid, up: hook(os_pid, name, up))
         return probe_exec(target, spec.timeout, env=self._env, cwd=tpl.cwd, uid=tpl.uid,
-                          gid=tpl.gid)  # fmt: skip
+                          gid=tpl.gid, on_group=on_group)  # fmt: skip
 
     def _set_state(self, state: ProcessState) -> bool:
         """Change the pid's state unless it is stopping or gone; True if it changed."""
