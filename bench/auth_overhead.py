@@ -39,7 +39,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from common import launch, percentile, stop_tree, workdir
+from common import RESULTS, launch, percentile, stop_tree, workdir, write_section
 from gaffer import Gafferd
 from gaffer_streams import PROJECT_PYTHON, fanout_on
 
@@ -47,7 +47,6 @@ from gaffer_gevent.auth import hash_token, mint_token  # pure: minting needs no 
 
 BENCH = Path(__file__).resolve().parent
 MICRO = BENCH / "guard_micro.py"
-RESULTS = BENCH / "RESULTS.md"
 RAW = BENCH / "out" / "auth_overhead.json"  # not committed, like run_all's results.json
 START = "<!-- auth-overhead:start (written by auth_overhead.py) -->"
 END = "<!-- auth-overhead:end -->"
@@ -285,18 +284,6 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(section: str, path: Path = RESULTS) -> None:
-    """Replace the section between the markers in RESULTS.md, or append it."""
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        before, _, rest = text.partition(START)
-        _, _, after = rest.partition(END + "\n")
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -345,7 +332,7 @@ def main() -> None:
     print()
     print(section)
     if args.write_results:
-        write_results(section)
+        write_section(section, START, END)
         print(f"[auth] wrote the section to {RESULTS}", file=sys.stderr)
 
 

@@ -29,6 +29,21 @@ import psutil
 T = TypeVar("T")
 MB = 1024 * 1024
 POLL = 0.02  # interval of status polls through a daemon's API, the same for every manager
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def write_section(section: str, begin: str, end: str, path: Path = RESULTS) -> None:
+    """Put ``section`` (which starts with ``begin`` and ends with ``end``) in ``path``: in
+    place of the text between those markers, or appended when they are not there yet."""
+    body = section.rstrip("\n")
+    text = path.read_text() if path.exists() else ""
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
+        text = head + body + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + body + "\n"
+    path.write_text(text)
 
 
 # --- statistics -------------------------------------------------------------------------------

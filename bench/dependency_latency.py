@@ -29,13 +29,13 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
+from common import write_section  # noqa: E402
 from gevent.event import Event  # noqa: E402
 
 from gaffer_gevent.manager import Manager  # noqa: E402
 from gaffer_gevent.process import Process  # noqa: E402
 from gaffer_gevent.template import ProcessTemplate  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BEGIN, END = "<!-- dependency_latency: begin -->", "<!-- dependency_latency: end -->"
 SLEEP = ["3600.5"]
 
@@ -118,17 +118,6 @@ def report(gaps: list[float]) -> str:
     )
 
 
-def write(section: str) -> None:
-    text = RESULTS.read_text()
-    if BEGIN in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
@@ -138,7 +127,7 @@ def main() -> None:
         section = report(measure(args.rounds, Path(gate_dir)))
     print(section)
     if args.write:
-        write(section)
+        write_section(section, BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from common import all_children, percentile, rss_mb, wait_for, workdir
+from common import RESULTS, all_children, percentile, rss_mb, wait_for, workdir, write_section
 from gaffer import Gafferd
 
 BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "RESULTS.md"
 RAW = BENCH / "out" / "metrics_scrape.json"  # not committed
 START = "<!-- metrics_scrape: begin -->"
 END = "<!-- metrics_scrape: end -->"
@@ -141,18 +140,6 @@ def section(result: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(text: str, path: Path = RESULTS) -> None:
-    """Replace the section between the markers in RESULTS.md, or append it."""
-    old = path.read_text() if path.exists() else ""
-    if START in old and END in old:
-        before, _, rest = old.partition(START)
-        _, _, after = rest.partition(END + "\n")
-        old = before + text + after
-    else:
-        old = old.rstrip("\n") + "\n\n" + text
-    path.write_text(old)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests of each kind")
@@ -166,7 +153,7 @@ def main() -> None:
     text = section(result, command.strip())
     print(text)
     if args.write_results:
-        write_results(text)
+        write_section(text, START, END)
         print(f"[metrics] wrote the section to {RESULTS}", file=sys.stderr)
 
 

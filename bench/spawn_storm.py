@@ -28,14 +28,20 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil
-from common import POLL, live_children, percentile, summarize, wait_for, workdir
+from common import (
+    POLL,
+    live_children,
+    percentile,
+    summarize,
+    wait_for,
+    workdir,
+    write_section,
+)
 from gaffer import Gafferd
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BEGIN, END = "<!-- spawn_storm: begin -->", "<!-- spawn_storm: end -->"
 SLEEP = ["/bin/sleep", "3600.25"]  # a command line of the bench's own, to find leftovers
 PING_INTERVAL = 0.002
@@ -219,17 +225,6 @@ def markdown(count: int, runs: list[dict[str, float]], emf: list[dict[str, float
     ])  # fmt: skip
 
 
-def write_section(text: str) -> None:
-    current = RESULTS.read_text() if RESULTS.exists() else ""
-    if BEGIN in current and END in current:
-        head, _, rest = current.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        current = head + text + tail
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(current)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=1000)
@@ -245,7 +240,7 @@ def main() -> None:
     text = markdown(args.processes, runs, emf)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(text, BEGIN, END)
 
 
 if __name__ == "__main__":
