@@ -131,13 +131,20 @@ def start(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def stop(ctx: Context, args: argparse.Namespace) -> int:
-    """Stop all processes of a template (SIGTERM, SIGKILL after its timeout)."""
-    from .. import waits  # --wait only: threads and the feed reader
+def _spinner(ctx: Context) -> bool:
+    """Whether ``--wait`` shows a spinner (a terminal, and no ``--json``). ``--wait``'s code
+    (``waits``: a feed-reading thread) is imported in the branches that wait, only then."""
     from ..progress import progress_enabled
 
+    return progress_enabled(ctx.as_json)
+
+
+def stop(ctx: Context, args: argparse.Namespace) -> int:
+    """Stop all processes of a template (SIGTERM, SIGKILL after its timeout)."""
     if args.wait:
-        waits.stop_and_wait(ctx.client, args.name, spinner=progress_enabled(ctx.as_json))
+        from .. import waits
+
+        waits.stop_and_wait(ctx.client, args.name, spinner=_spinner(ctx))
     else:
         ctx.client.stop_process(args.name)
     ctx.emit("ok", OK)
@@ -151,18 +158,16 @@ def restart(ctx: Context, args: argparse.Namespace) -> int:
     replacement is ready (--max-unavailable at once; a replacement not ready
     within --ready-timeout aborts the roll and keeps the remaining old pids).
     """
-    from .. import waits  # --wait only: threads and the feed reader
-    from ..progress import progress_enabled
+    options = {"max_unavailable": args.max_unavailable, "ready_timeout": args.ready_timeout}
+    if args.wait:
+        from .. import waits
 
-    if args.rolling:
-        options = {"max_unavailable": args.max_unavailable, "ready_timeout": args.ready_timeout}
-        if args.wait:
-            spinner = progress_enabled(ctx.as_json)
-            waits.roll_and_wait(ctx.client, args.name, spinner=spinner, **options)
+        if args.rolling:
+            waits.roll_and_wait(ctx.client, args.name, spinner=_spinner(ctx), **options)
         else:
-            ctx.client.restart_process(args.name, rolling=True, **options)
-    elif args.wait:
-        waits.restart_and_wait(ctx.client, args.name, spinner=progress_enabled(ctx.as_json))
+            waits.restart_and_wait(ctx.client, args.name, spinner=_spinner(ctx))
+    elif args.rolling:
+        ctx.client.restart_process(args.name, rolling=True, **options)
     else:
         ctx.client.restart_process(args.name)
     ctx.emit("ok", OK)
@@ -170,13 +175,11 @@ def restart(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _scale(ctx: Context, args: argparse.Namespace, sign: int) -> int:
-    from .. import waits  # --wait only: threads and the feed reader
-    from ..progress import progress_enabled
-
     if not args.wait or args.n < 0:  # a negative count: gafferd's answer, as without --wait
         return (ctx.client.add if sign > 0 else ctx.client.sub)(args.name, args.n)
-    spinner = progress_enabled(ctx.as_json)
-    return waits.scale_and_wait(ctx.client, args.name, sign * args.n, spinner=spinner)
+    from .. import waits
+
+    return waits.scale_and_wait(ctx.client, args.name, sign * args.n, spinner=_spinner(ctx))
 
 
 def add(ctx: Context, args: argparse.Namespace) -> int:
